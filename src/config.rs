@@ -1,0 +1,455 @@
+//! Configuration: plain data with defaults and a builder-style API.
+//!
+//! One [`GatewayConfig`] may be shared (behind an `Arc`) by every shard of a process; the
+//! per-machine part (which shard) is chosen when the machine is created.
+
+use alloc::string::String;
+use core::fmt;
+use core::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::backoff::Backoff;
+use crate::protocol::commands::UpdatePresence;
+use crate::protocol::intents::Intents;
+use crate::protocol::url::{gateway_url, GatewayUrlError, DEFAULT_GATEWAY_URL};
+
+/// A bot token. Its `Debug` output is redacted and it has no `Display`, so it never ends up
+/// in logs, errors or recordings by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token (with or without the `Bot ` prefix; the gateway takes it without).
+    pub fn new(token: impl Into<String>) -> Self {
+        let token = token.into();
+        match token.strip_prefix("Bot ") {
+            Some(bare) => Token(bare.into()),
+            None => Token(token),
+        }
+    }
+
+    /// The secret itself, for building Identify and Resume payloads.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Which shard a machine runs: `[id, count]` in Identify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ShardId {
+    /// This shard's index, `0..count`.
+    pub id: u32,
+    /// The total number of shards.
+    pub count: u32,
+}
+
+impl ShardId {
+    /// The only shard of an unsharded bot: `[0, 1]`.
+    pub const ONE: ShardId = ShardId { id: 0, count: 1 };
+
+    /// Shard `id` of `count`.
+    pub const fn new(id: u32, count: u32) -> Self {
+        ShardId { id, count }
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}, {}]", self.id, self.count)
+    }
+}
+
+/// The `properties` object of Identify.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifyProperties {
+    /// Operating system, e.g. `linux`.
+    pub os: String,
+    /// Library name.
+    pub browser: String,
+    /// Library name.
+    pub device: String,
+}
+
+impl Default for IdentifyProperties {
+    fn default() -> Self {
+        IdentifyProperties {
+            os: String::from("linux"),
+            browser: String::from("discord-gateway-proto"),
+            device: String::from("discord-gateway-proto"),
+        }
+    }
+}
+
+/// Compression of the data Discord sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// Plain JSON text messages.
+    #[default]
+    None,
+    /// `compress=zlib-stream`: one zlib context for the whole connection.
+    #[cfg(feature = "zlib-stream")]
+    ZlibStream,
+    /// `compress=zstd-stream`: one zstd context for the whole connection.
+    #[cfg(feature = "zstd-stream")]
+    ZstdStream,
+    /// Identify `compress: true`: some messages arrive as single zlib payloads.
+    #[cfg(feature = "zlib-stream")]
+    Payload,
+}
+
+impl Compression {
+    /// The value of the URL's `compress` query parameter, if any.
+    pub const fn query_value(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            #[cfg(feature = "zlib-stream")]
+            Compression::ZlibStream => Some("zlib-stream"),
+            #[cfg(feature = "zstd-stream")]
+            Compression::ZstdStream => Some("zstd-stream"),
+            #[cfg(feature = "zlib-stream")]
+            Compression::Payload => None,
+        }
+    }
+
+    /// Whether Identify asks for payload compression (`compress: true`).
+    pub const fn identify_compress(self) -> bool {
+        #[cfg(feature = "zlib-stream")]
+        if let Compression::Payload = self {
+            return true;
+        }
+        false
+    }
+}
+
+/// What counts as proof that a connection is alive between two heartbeats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Liveness {
+    /// Only a Heartbeat ACK (Discord's documented rule).
+    #[default]
+    AckOnly,
+    /// Any message received after the beat. Use when the driver may read slowly (bursts of
+    /// GUILD_CREATE): an ACK queued behind dispatches then does not cause a false verdict.
+    AnyMessage,
+}
+
+/// Heartbeat and dead-connection policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatPolicy {
+    /// How many beats in a row may go unacknowledged before the connection is declared a
+    /// zombie. `1` (the default, per Discord's docs): if the previous beat got no ACK when
+    /// the next one is due, the connection is dead.
+    pub missed_acks_before_zombie: u32,
+    /// What counts as an acknowledgement.
+    pub liveness: Liveness,
+}
+
+impl Default for HeartbeatPolicy {
+    fn default() -> Self {
+        HeartbeatPolicy { missed_acks_before_zombie: 1, liveness: Liveness::AckOnly }
+    }
+}
+
+/// Deadlines for a connection that stalls before it is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// From `Connect` to `handle_connected`.
+    pub connect: Duration,
+    /// From the socket opening to Hello.
+    pub hello: Duration,
+    /// From sending Identify or Resume to READY or RESUMED. Replays of long outages take a
+    /// while; the default is generous.
+    pub ready: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            hello: Duration::from_secs(20),
+            ready: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Session policy: when a saved session is too old to resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPolicy {
+    /// A session whose last ACK is older than this is not resumed; the machine identifies
+    /// instead. Discord publishes no resume window; 15 minutes is the seed's heuristic.
+    pub stale_after: Duration,
+    /// After this many resumes in a row that fail (invalid session, or the connection closes
+    /// before RESUMED), the session is dropped and the machine identifies.
+    pub max_failed_resumes: u32,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy { stale_after: Duration::from_secs(15 * 60), max_failed_resumes: 3 }
+    }
+}
+
+/// Identify policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifyPolicy {
+    /// Grant every identify request at once (a single-shard bot). Otherwise the machine emits
+    /// [`Event::IdentifyRequested`](crate::Event::IdentifyRequested) and waits for
+    /// [`grant_identify`](crate::GatewayMachine::grant_identify).
+    pub auto_grant: bool,
+    /// Before re-identifying after an Invalid Session (op 9, `d: false`), wait a random time
+    /// in `[min, max)` as Discord asks. Default 1-5 s.
+    pub invalid_session_delay: (Duration, Duration),
+}
+
+impl Default for IdentifyPolicy {
+    fn default() -> Self {
+        IdentifyPolicy {
+            auto_grant: false,
+            invalid_session_delay: (Duration::from_secs(1), Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Limits on what the machine buffers for the application and from the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Commands waiting for a rate-limit slot or for READY; past this, `send` fails.
+    pub command_queue: usize,
+    /// The largest decompressed message accepted (a GUILD_CREATE of a huge guild is a few
+    /// MiB). Default 64 MiB.
+    pub max_message_size: usize,
+    /// The most compressed bytes buffered while waiting for a message's end. Default 16 MiB.
+    pub max_buffered_compressed: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            command_queue: 64,
+            max_message_size: 64 * 1024 * 1024,
+            max_buffered_compressed: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a machine needs to know before it connects.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// The bot token.
+    pub token: Token,
+    /// Intents sent in Identify.
+    pub intents: Intents,
+    /// The shard this machine runs (default `[0, 1]`). Machines of one process may share one
+    /// config and override it with [`GatewayMachine::for_shard`](crate::GatewayMachine::for_shard).
+    pub shard: ShardId,
+    /// Identify `properties`.
+    pub properties: IdentifyProperties,
+    /// Identify `large_threshold`: 50-250, or `None` for Discord's default.
+    pub large_threshold: Option<u8>,
+    /// The presence to identify with.
+    pub presence: Option<UpdatePresence>,
+    /// The gateway base URL (`wss://gateway.discord.gg` unless `GET /gateway/bot` says
+    /// otherwise).
+    pub gateway_url: String,
+    /// Compression of what Discord sends.
+    pub compression: Compression,
+    /// Heartbeat and zombie policy.
+    pub heartbeat: HeartbeatPolicy,
+    /// Session staleness and resume circuit breaker.
+    pub session: SessionPolicy,
+    /// Identify gating and the invalid-session wait.
+    pub identify: IdentifyPolicy,
+    /// Reconnect delays.
+    pub reconnect: Backoff,
+    /// Stall deadlines.
+    pub timeouts: Timeouts,
+    /// Buffer limits.
+    pub limits: Limits,
+}
+
+/// Why a configuration was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// `shard.id >= shard.count` or `shard.count == 0`.
+    #[error("invalid shard {0}: the id must be below a non-zero count")]
+    Shard(ShardId),
+    /// `large_threshold` outside 50-250.
+    #[error("large_threshold must be between 50 and 250, not {0}")]
+    LargeThreshold(u8),
+    /// The gateway URL is unusable.
+    #[error(transparent)]
+    GatewayUrl(#[from] GatewayUrlError),
+    /// `missed_acks_before_zombie` is zero.
+    #[error("missed_acks_before_zombie must be at least 1")]
+    MissedAcks,
+    /// The invalid-session delay range is empty or reversed.
+    #[error("invalid_session_delay must be a range with min <= max")]
+    InvalidSessionDelay,
+    /// The token is empty.
+    #[error("the token is empty")]
+    EmptyToken,
+}
+
+impl GatewayConfig {
+    /// A configuration with every default: shard `[0, 1]`, Discord's gateway, no compression,
+    /// the documented heartbeat rule, exponential backoff, identify gated by the driver.
+    pub fn new(token: Token, intents: Intents) -> Self {
+        GatewayConfig {
+            token,
+            intents,
+            shard: ShardId::ONE,
+            properties: IdentifyProperties::default(),
+            large_threshold: None,
+            presence: None,
+            gateway_url: String::from(DEFAULT_GATEWAY_URL),
+            compression: Compression::None,
+            heartbeat: HeartbeatPolicy::default(),
+            session: SessionPolicy::default(),
+            identify: IdentifyPolicy::default(),
+            reconnect: Backoff::default(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Sets the shard.
+    pub fn with_shard(mut self, shard: ShardId) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// Sets the gateway base URL.
+    pub fn with_gateway_url(mut self, url: impl Into<String>) -> Self {
+        self.gateway_url = url.into();
+        self
+    }
+
+    /// Sets the compression.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Grants identify requests automatically (single-shard bots).
+    pub fn with_auto_grant(mut self, auto_grant: bool) -> Self {
+        self.identify.auto_grant = auto_grant;
+        self
+    }
+
+    /// Sets the heartbeat policy.
+    pub fn with_heartbeat(mut self, policy: HeartbeatPolicy) -> Self {
+        self.heartbeat = policy;
+        self
+    }
+
+    /// Sets the session policy.
+    pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
+        self.session = policy;
+        self
+    }
+
+    /// Sets the reconnect backoff.
+    pub fn with_reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = backoff;
+        self
+    }
+
+    /// Sets the stall timeouts.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Sets the buffer limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets Identify's `properties`.
+    pub fn with_properties(mut self, properties: IdentifyProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// Sets Identify's `large_threshold` (50-250).
+    pub fn with_large_threshold(mut self, threshold: u8) -> Self {
+        self.large_threshold = Some(threshold);
+        self
+    }
+
+    /// Sets the presence to identify with.
+    pub fn with_presence(mut self, presence: UpdatePresence) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// Checks every field; the machine calls this before it starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_shard(self.shard)?;
+        if self.token.expose_secret().is_empty() {
+            return Err(ConfigError::EmptyToken);
+        }
+        if let Some(t) = self.large_threshold {
+            if !(50..=250).contains(&t) {
+                return Err(ConfigError::LargeThreshold(t));
+            }
+        }
+        gateway_url(&self.gateway_url, self.compression)?;
+        if self.heartbeat.missed_acks_before_zombie == 0 {
+            return Err(ConfigError::MissedAcks);
+        }
+        let (min, max) = self.identify.invalid_session_delay;
+        if min > max {
+            return Err(ConfigError::InvalidSessionDelay);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn validate_shard(&self, shard: ShardId) -> Result<(), ConfigError> {
+        if shard.count == 0 || shard.id >= shard.count {
+            return Err(ConfigError::Shard(shard));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn token_is_redacted_and_prefix_stripped() {
+        let t = Token::new("Bot abc.def.secret");
+        assert_eq!(t.expose_secret(), "abc.def.secret");
+        let config = GatewayConfig::new(t, Intents::GUILDS);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn validation() {
+        let base = GatewayConfig::new(Token::new("t"), Intents::GUILDS);
+        assert_eq!(base.validate(), Ok(()));
+        assert_eq!(
+            base.clone().with_shard(ShardId::new(2, 2)).validate(),
+            Err(ConfigError::Shard(ShardId::new(2, 2)))
+        );
+        assert_eq!(base.clone().with_large_threshold(10).validate(), Err(ConfigError::LargeThreshold(10)));
+        assert!(matches!(
+            base.clone().with_gateway_url("http://x").validate(),
+            Err(ConfigError::GatewayUrl(_))
+        ));
+        assert_eq!(GatewayConfig::new(Token::new(""), Intents::GUILDS).validate(), Err(ConfigError::EmptyToken));
+    }
+}

@@ -1,0 +1,245 @@
+//! What the machine asks of its driver: [`Output`] and the [`Event`]s it reports.
+
+use alloc::string::String;
+use core::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::close_code::CloseCode;
+use crate::protocol::envelope::EnvelopeError;
+use crate::protocol::opcode::OpCode;
+use crate::time::Timestamp;
+
+/// One action for the driver, from [`GatewayMachine::poll_output`](crate::GatewayMachine::poll_output).
+///
+/// Borrowed data (frame text, dispatch payloads) lives in the machine's reused buffers and
+/// is valid until the next call on the machine; copy what you keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output<'a> {
+    /// Open a WebSocket to `url`, then report [`handle_connected`] or [`handle_closed`]`(None)`.
+    ///
+    /// [`handle_connected`]: crate::GatewayMachine::handle_connected
+    /// [`handle_closed`]: crate::GatewayMachine::handle_closed
+    Connect {
+        /// The full URL, query included.
+        url: &'a str,
+    },
+    /// Send this text message on the open socket.
+    Send(Frame<'a>),
+    /// Send a close frame if possible and drop the socket without waiting for an answer.
+    /// Report nothing more from that socket.
+    Close(CloseFrame<'static>),
+    /// Something the application may want to know.
+    Event(Event<'a>),
+    /// Nothing is queued: sleep until the deadline (then call `handle_timeout`) or the next
+    /// socket event, whichever comes first. `None`: no timer is armed.
+    Wait(Option<Timestamp>),
+}
+
+/// An outgoing gateway message: JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The opcode, for logging and metrics.
+    pub opcode: OpCode,
+    /// The JSON text to send as one WebSocket text message.
+    pub text: &'a str,
+}
+
+/// A WebSocket close: code and reason. Used for closes the machine asks for and for closes
+/// the driver reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseFrame<'a> {
+    /// The close code.
+    pub code: u16,
+    /// The reason text (may be empty).
+    pub reason: &'a str,
+}
+
+/// A dispatch (op 0): event name, sequence and the raw JSON `d`, for the application to parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dispatch<'a> {
+    /// The event name, e.g. `MESSAGE_CREATE`.
+    pub name: &'a str,
+    /// The sequence number.
+    pub sequence: u64,
+    /// The `d` field, as raw JSON text.
+    pub data: &'a str,
+}
+
+impl Dispatch<'_> {
+    /// Copies the dispatch out of the machine's buffer.
+    pub fn to_owned(&self) -> OwnedDispatch {
+        OwnedDispatch { name: self.name.into(), sequence: self.sequence, data: self.data.into() }
+    }
+}
+
+/// A [`Dispatch`] that owns its data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedDispatch {
+    /// The event name.
+    pub name: String,
+    /// The sequence number.
+    pub sequence: u64,
+    /// The `d` field, as raw JSON text.
+    pub data: String,
+}
+
+/// The basics of READY that the machine itself reads. The full READY also arrives as a
+/// [`Dispatch`] right after this event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyInfo {
+    /// The gateway version (`v`).
+    pub version: u8,
+    /// The new session's id.
+    pub session_id: String,
+    /// Where resumes of this session go.
+    pub resume_gateway_url: Option<String>,
+    /// The bot user's id.
+    pub user_id: Option<String>,
+    /// The application's id.
+    pub application_id: Option<String>,
+    /// How many guilds READY listed (as unavailable; GUILD_CREATEs follow).
+    pub guild_count: usize,
+}
+
+/// Something the application may want to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// Hello arrived: the heartbeat interval is known.
+    Hello {
+        /// Discord's heartbeat interval.
+        heartbeat_interval: Duration,
+    },
+    /// The machine wants to identify (a new session). Answer with
+    /// [`grant_identify`](crate::GatewayMachine::grant_identify) when the identify queue allows.
+    IdentifyRequested,
+    /// READY: a new session started.
+    Ready(ReadyInfo),
+    /// RESUMED: the session goes on; `replayed` dispatches were replayed before it.
+    Resumed {
+        /// Dispatches received between sending Resume and RESUMED.
+        replayed: u64,
+    },
+    /// A dispatch (including READY and RESUMED themselves).
+    Dispatch(Dispatch<'a>),
+    /// A heartbeat was acknowledged.
+    HeartbeatAck {
+        /// Time from the beat to its ACK.
+        latency: Duration,
+    },
+    /// Discord said the session is invalid (op 9).
+    InvalidSession {
+        /// Whether it may be resumed.
+        resumable: bool,
+    },
+    /// A message from the network could not be used. The connection goes on unless a
+    /// [`Event::Disconnected`] follows.
+    ProtocolError(ProtocolError),
+    /// The connection is gone; the machine will reconnect (unless terminal).
+    Disconnected(Disconnect),
+    /// A RATE_LIMITED dispatch (op 8 request refused).
+    RateLimited(RateLimited),
+    /// The machine stopped for good; only `Wait(None)` follows.
+    Fatal(FatalReason),
+    /// [`shutdown`](crate::GatewayMachine::shutdown) finished; only `Wait(None)` follows.
+    Shutdown {
+        /// Whether the session can still be resumed (from [`session`](crate::GatewayMachine::session)).
+        session_kept: bool,
+    },
+}
+
+/// Why a connection ended and what the machine does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disconnect {
+    /// What ended it.
+    pub reason: DisconnectReason,
+    /// Whether the next connection resumes (`true`) or identifies.
+    pub resume: bool,
+    /// When the machine will connect again.
+    pub reconnect_at: Timestamp,
+}
+
+/// What ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DisconnectReason {
+    /// The server closed with this code.
+    ServerClose(CloseCode),
+    /// The transport failed with no close frame.
+    TransportLost,
+    /// The socket did not open in time.
+    ConnectTimeout,
+    /// Hello did not arrive in time.
+    HelloTimeout,
+    /// READY or RESUMED did not arrive in time.
+    ReadyTimeout,
+    /// No ACK between beats: the connection is a zombie.
+    Zombie,
+    /// Discord asked for a reconnect (op 7).
+    ReconnectRequested,
+    /// Discord invalidated the session (op 9).
+    InvalidSession {
+        /// Whether it may be resumed.
+        resumable: bool,
+    },
+    /// The machine closed because of bad input it could not recover from on this connection.
+    Protocol,
+}
+
+/// Why the machine stopped for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum FatalReason {
+    /// A close code that must not be retried (4004, 4010-4014).
+    #[error("the gateway closed with {0}, which must not be retried")]
+    CloseCode(CloseCode),
+    /// The backoff policy's attempt cap was reached.
+    #[error("gave up after {attempts} failed reconnect attempts")]
+    ReconnectAttemptsExhausted {
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// A message from the network that could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A text message was not UTF-8.
+    #[error("text message is not valid UTF-8")]
+    InvalidUtf8,
+    /// The envelope could not be read.
+    #[error("unreadable message: {0}")]
+    Envelope(#[from] EnvelopeError),
+    /// An opcode this crate does not know (ignored).
+    #[error("unknown opcode {0}")]
+    UnknownOpcode(u64),
+    /// An opcode a client never receives (e.g. Identify).
+    #[error("unexpected opcode {0} from the server")]
+    UnexpectedOpcode(OpCode),
+    /// A known opcode whose payload is missing or malformed.
+    #[error("malformed payload for {0}")]
+    MalformedPayload(OpCode),
+    /// A binary message arrived but compression is off.
+    #[error("binary message received but compression is off")]
+    UnexpectedBinary,
+    /// Decompression failed.
+    #[error("decompression failed: {0}")]
+    Decompress(#[from] crate::inflate::InflateError),
+    /// A message arrived in a phase where it makes no sense (e.g. an ACK before Hello).
+    #[error("{0} received while {1}")]
+    OutOfPhase(OpCode, &'static str),
+    /// A message arrived while no connection is open (a driver reporting a stale socket).
+    #[error("message received with no open connection")]
+    NotConnected,
+}
+
+/// A RATE_LIMITED dispatch: a request was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLimited {
+    /// The opcode of the refused request (8 for Request Guild Members).
+    pub opcode: u8,
+    /// Seconds to wait before retrying.
+    pub retry_after: f64,
+    /// Request details (for op 8: `guild_id`, `nonce`), as raw JSON.
+    pub meta: String,
+}
+
+impl Eq for RateLimited {}

@@ -1,0 +1,213 @@
+//! Time as the driver tells it: a crate-owned monotonic [`Timestamp`] and the machine's
+//! table of named timers.
+//!
+//! The crate never reads a clock. Every input carries a `now` chosen by the driver, counted
+//! from any origin it likes (process start, the Unix epoch, zero in a test).
+
+use core::fmt;
+use core::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A point in time, in microseconds since an origin the driver picks.
+///
+/// Timestamps only need to be monotonic within one driver; the machine clamps a `now` that
+/// goes backwards to the latest one it has seen. Build one from a plain number with
+/// [`Timestamp::from_micros`], [`Timestamp::from_millis`] or [`Timestamp::from_secs`], or,
+/// with the `std` feature, from a `std::time::Instant` through [`InstantOrigin`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The origin: zero microseconds.
+    pub const ZERO: Timestamp = Timestamp(0);
+    /// The latest representable time; arithmetic saturates here instead of overflowing.
+    pub const MAX: Timestamp = Timestamp(u64::MAX);
+
+    /// A timestamp `micros` microseconds after the origin.
+    pub const fn from_micros(micros: u64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// A timestamp `millis` milliseconds after the origin (saturating).
+    pub const fn from_millis(millis: u64) -> Self {
+        Timestamp(millis.saturating_mul(1_000))
+    }
+
+    /// A timestamp `secs` seconds after the origin (saturating).
+    pub const fn from_secs(secs: u64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000))
+    }
+
+    /// Microseconds since the origin.
+    pub const fn as_micros(self) -> u64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000
+    }
+
+    /// The time elapsed since the origin, as a [`Duration`].
+    pub const fn since_origin(self) -> Duration {
+        Duration::from_micros(self.0)
+    }
+
+    /// `self + duration`, saturating at [`Timestamp::MAX`].
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        Timestamp(self.0.saturating_add(micros))
+    }
+
+    /// `self - duration`, saturating at [`Timestamp::ZERO`].
+    pub fn saturating_sub(self, duration: Duration) -> Self {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        Timestamp(self.0.saturating_sub(micros))
+    }
+
+    /// How long after `earlier` this timestamp is; zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Seconds since the origin with millisecond precision, e.g. `41.250s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0 / 1_000;
+        write!(f, "{}.{:03}s", millis / 1_000, millis % 1_000)
+    }
+}
+
+/// Maps `std::time::Instant` values to [`Timestamp`]s, relative to a fixed origin instant.
+///
+/// Create one per driver (`InstantOrigin::new(Instant::now())`) and call
+/// [`InstantOrigin::timestamp`] with the current instant before each machine call. The crate
+/// itself never calls `Instant::now`.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Copy)]
+pub struct InstantOrigin {
+    origin: std::time::Instant,
+}
+
+#[cfg(feature = "std")]
+impl InstantOrigin {
+    /// An origin at `origin`; timestamps count from it.
+    pub fn new(origin: std::time::Instant) -> Self {
+        InstantOrigin { origin }
+    }
+
+    /// The timestamp of `instant` (zero for instants before the origin).
+    pub fn timestamp(&self, instant: std::time::Instant) -> Timestamp {
+        Timestamp::ZERO.saturating_add(instant.saturating_duration_since(self.origin))
+    }
+
+    /// The instant at which `timestamp` falls, for sleeping until a deadline.
+    pub fn instant(&self, timestamp: Timestamp) -> std::time::Instant {
+        self.origin + timestamp.since_origin()
+    }
+}
+
+/// The named timers of one machine.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub(crate) enum Timer {
+    /// The socket must open before this.
+    Connect,
+    /// Hello must arrive before this.
+    Hello,
+    /// READY or RESUMED must arrive before this.
+    Ready,
+    /// The next heartbeat is due.
+    Heartbeat,
+    /// Reconnect (after backoff or the invalid-session wait).
+    Reconnect,
+    /// The command queue may send again (rate limiter slot frees).
+    CommandQueue,
+}
+
+impl Timer {
+    pub(crate) const ALL: [Timer; 6] = [
+        Timer::Connect,
+        Timer::Hello,
+        Timer::Ready,
+        Timer::Heartbeat,
+        Timer::Reconnect,
+        Timer::CommandQueue,
+    ];
+}
+
+/// One table of named timers; the earliest armed deadline wins.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Timers {
+    deadlines: [Option<Timestamp>; 6],
+}
+
+impl Timers {
+    pub(crate) fn set(&mut self, timer: Timer, at: Timestamp) {
+        self.deadlines[timer as usize] = Some(at);
+    }
+
+    pub(crate) fn stop(&mut self, timer: Timer) {
+        self.deadlines[timer as usize] = None;
+    }
+
+    pub(crate) fn get(&self, timer: Timer) -> Option<Timestamp> {
+        self.deadlines[timer as usize]
+    }
+
+    pub(crate) fn stop_all(&mut self) {
+        self.deadlines = [None; 6];
+    }
+
+    /// The earliest armed deadline.
+    pub(crate) fn next(&self) -> Option<Timestamp> {
+        self.deadlines.iter().flatten().copied().min()
+    }
+
+    /// Disarms and returns the first timer (in [`Timer::ALL`] order) whose deadline is at or
+    /// before `now`. Each expired timer fires once, however far `now` jumped.
+    pub(crate) fn pop_expired(&mut self, now: Timestamp) -> Option<Timer> {
+        let timer = Timer::ALL
+            .into_iter()
+            .find(|t| matches!(self.deadlines[*t as usize], Some(at) if at <= now))?;
+        self.stop(timer);
+        Some(timer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_arithmetic_saturates() {
+        assert_eq!(Timestamp::MAX.saturating_add(Duration::from_secs(1)), Timestamp::MAX);
+        assert_eq!(Timestamp::ZERO.saturating_sub(Duration::from_secs(1)), Timestamp::ZERO);
+        assert_eq!(
+            Timestamp::from_secs(1).saturating_duration_since(Timestamp::from_secs(3)),
+            Duration::ZERO
+        );
+        assert_eq!(Timestamp::from_millis(41_250).to_string(), "41.250s");
+    }
+
+    #[test]
+    fn timers_fire_once_in_fixed_order() {
+        let mut t = Timers::default();
+        t.set(Timer::Heartbeat, Timestamp::from_secs(5));
+        t.set(Timer::Hello, Timestamp::from_secs(3));
+        assert_eq!(t.next(), Some(Timestamp::from_secs(3)));
+        let now = Timestamp::from_secs(100);
+        assert_eq!(t.pop_expired(now), Some(Timer::Hello));
+        assert_eq!(t.pop_expired(now), Some(Timer::Heartbeat));
+        assert_eq!(t.pop_expired(now), None);
+        assert_eq!(t.next(), None);
+    }
+}
