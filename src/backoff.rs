@@ -97,7 +97,11 @@ impl Backoff {
         }
         let n = attempt - 1;
         match self.schedule {
-            BackoffSchedule::Exponential { initial, max, jitter } => {
+            BackoffSchedule::Exponential {
+                initial,
+                max,
+                jitter,
+            } => {
                 let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
                 let full = initial.checked_mul(factor).unwrap_or(max).min(max);
                 if jitter {
@@ -106,9 +110,11 @@ impl Backoff {
                     full
                 }
             }
-            BackoffSchedule::Linear { initial, step, max } => {
-                step.checked_mul(n).and_then(|s| s.checked_add(initial)).unwrap_or(max).min(max)
-            }
+            BackoffSchedule::Linear { initial, step, max } => step
+                .checked_mul(n)
+                .and_then(|s| s.checked_add(initial))
+                .unwrap_or(max)
+                .min(max),
         }
     }
 }
@@ -131,7 +137,8 @@ mod tests {
         let mut rng = Prng::new(1);
         assert_eq!(b.delay(0, &mut rng), Duration::ZERO);
         for attempt in 1..40 {
-            let full = Duration::from_secs(1u64 << (attempt - 1).min(20)).min(Duration::from_secs(60));
+            let full =
+                Duration::from_secs(1u64 << (attempt - 1).min(20)).min(Duration::from_secs(60));
             let d = b.delay(attempt, &mut rng);
             assert!(d >= full / 2 && d < full, "attempt {attempt}: {d:?}");
         }

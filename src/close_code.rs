@@ -116,10 +116,25 @@ mod tests {
     fn the_whole_table() {
         use CloseAction::*;
         let table = [
-            (4000, Resume), (4001, Resume), (4002, Resume), (4003, Identify), (4004, Fatal),
-            (4005, Resume), (4007, Identify), (4008, Resume), (4009, Identify), (4010, Fatal),
-            (4011, Fatal), (4012, Fatal), (4013, Fatal), (4014, Fatal), (1000, Resume),
-            (1001, Resume), (1006, Resume), (4999, Resume), (4006, Resume),
+            (4000, Resume),
+            (4001, Resume),
+            (4002, Resume),
+            (4003, Identify),
+            (4004, Fatal),
+            (4005, Resume),
+            (4007, Identify),
+            (4008, Resume),
+            (4009, Identify),
+            (4010, Fatal),
+            (4011, Fatal),
+            (4012, Fatal),
+            (4013, Fatal),
+            (4014, Fatal),
+            (1000, Resume),
+            (1001, Resume),
+            (1006, Resume),
+            (4999, Resume),
+            (4006, Resume),
         ];
         for (code, action) in table {
             assert_eq!(CloseCode(code).action(), action, "{code}");

@@ -154,7 +154,10 @@ pub struct HeartbeatPolicy {
 
 impl Default for HeartbeatPolicy {
     fn default() -> Self {
-        HeartbeatPolicy { missed_acks_before_zombie: 1, liveness: Liveness::AckOnly }
+        HeartbeatPolicy {
+            missed_acks_before_zombie: 1,
+            liveness: Liveness::AckOnly,
+        }
     }
 }
 
@@ -193,7 +196,10 @@ pub struct SessionPolicy {
 
 impl Default for SessionPolicy {
     fn default() -> Self {
-        SessionPolicy { stale_after: Duration::from_secs(15 * 60), max_failed_resumes: 3 }
+        SessionPolicy {
+            stale_after: Duration::from_secs(15 * 60),
+            max_failed_resumes: 3,
+        }
     }
 }
 
@@ -445,11 +451,17 @@ mod tests {
             base.clone().with_shard(ShardId::new(2, 2)).validate(),
             Err(ConfigError::Shard(ShardId::new(2, 2)))
         );
-        assert_eq!(base.clone().with_large_threshold(10).validate(), Err(ConfigError::LargeThreshold(10)));
+        assert_eq!(
+            base.clone().with_large_threshold(10).validate(),
+            Err(ConfigError::LargeThreshold(10))
+        );
         assert!(matches!(
             base.clone().with_gateway_url("http://x").validate(),
             Err(ConfigError::GatewayUrl(_))
         ));
-        assert_eq!(GatewayConfig::new(Token::new(""), Intents::GUILDS).validate(), Err(ConfigError::EmptyToken));
+        assert_eq!(
+            GatewayConfig::new(Token::new(""), Intents::GUILDS).validate(),
+            Err(ConfigError::EmptyToken)
+        );
     }
 }

@@ -69,7 +69,11 @@ pub struct Dispatch<'a> {
 impl Dispatch<'_> {
     /// Copies the dispatch out of the machine's buffer.
     pub fn to_owned(&self) -> OwnedDispatch {
-        OwnedDispatch { name: self.name.into(), sequence: self.sequence, data: self.data.into() }
+        OwnedDispatch {
+            name: self.name.into(),
+            sequence: self.sequence,
+            data: self.data.into(),
+        }
     }
 }
 

@@ -186,11 +186,18 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     #[test]
     fn timestamp_arithmetic_saturates() {
-        assert_eq!(Timestamp::MAX.saturating_add(Duration::from_secs(1)), Timestamp::MAX);
-        assert_eq!(Timestamp::ZERO.saturating_sub(Duration::from_secs(1)), Timestamp::ZERO);
+        assert_eq!(
+            Timestamp::MAX.saturating_add(Duration::from_secs(1)),
+            Timestamp::MAX
+        );
+        assert_eq!(
+            Timestamp::ZERO.saturating_sub(Duration::from_secs(1)),
+            Timestamp::ZERO
+        );
         assert_eq!(
             Timestamp::from_secs(1).saturating_duration_since(Timestamp::from_secs(3)),
             Duration::ZERO

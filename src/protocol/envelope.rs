@@ -89,7 +89,11 @@ pub fn read_envelope(text: &str) -> Result<Envelope<'_>, EnvelopeError> {
                     if core::mem::replace(&mut seen_s, true) {
                         return Err(EnvelopeError::DuplicateField { field: "s" });
                     }
-                    sequence = if r.null() { None } else { Some(r.unsigned("s")?) };
+                    sequence = if r.null() {
+                        None
+                    } else {
+                        Some(r.unsigned("s")?)
+                    };
                 }
                 "t" => {
                     if core::mem::replace(&mut seen_t, true) {
@@ -150,11 +154,17 @@ impl<'a> Reader<'a> {
     }
 
     fn error(&self, what: &'static str) -> EnvelopeError {
-        EnvelopeError::Malformed { offset: self.pos, what }
+        EnvelopeError::Malformed {
+            offset: self.pos,
+            what,
+        }
     }
 
     fn error_before(&self, what: &'static str) -> EnvelopeError {
-        EnvelopeError::Malformed { offset: self.pos.saturating_sub(1), what }
+        EnvelopeError::Malformed {
+            offset: self.pos.saturating_sub(1),
+            what,
+        }
     }
 
     fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), EnvelopeError> {
@@ -370,8 +380,10 @@ mod tests {
 
     #[test]
     fn reads_discord_key_order() {
-        let e = read_envelope(r#"{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"op":7,"t":"x","s":[1,{"d":2}]}}"#)
-            .unwrap();
+        let e = read_envelope(
+            r#"{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"op":7,"t":"x","s":[1,{"d":2}]}}"#,
+        )
+        .unwrap();
         assert_eq!(e.op, 0);
         assert_eq!(e.sequence, Some(42));
         assert_eq!(e.event_name, Some("MESSAGE_CREATE"));
@@ -389,7 +401,10 @@ mod tests {
     #[test]
     fn nulls_and_absent_fields() {
         let e = read_envelope(r#"{"t":null,"s":null,"op":11,"d":null}"#).unwrap();
-        assert_eq!((e.op, e.sequence, e.event_name, e.data), (11, None, None, Some("null")));
+        assert_eq!(
+            (e.op, e.sequence, e.event_name, e.data),
+            (11, None, None, Some("null"))
+        );
         let e = read_envelope(r#"{"op":11}"#).unwrap();
         assert_eq!(e.data, None);
     }
@@ -397,10 +412,24 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "[]", "{", r#"{"op":1"#, r#"{"op":"1"}"#, r#"{"op":1.5}"#, r#"{"op":01}"#,
-            r#"{"d":{}}"#, r#"{"op":1,"op":2}"#, r#"{"op":1,"d":[1,]}"#, r#"{"op":1,"d":{"a"}}"#,
-            r#"{"op":1} x"#, r#"{"op":1,"d":"\q"}"#, r#"{"op":1,"d":tru}"#, r#"{"op":1,"s":-1}"#,
-            r#"{"op":99999999999999999999999}"#, r#"{"op":1,"d":[1 2]}"#, "{\"op\":1,\"d\":\"a\nb\"}",
+            "",
+            "[]",
+            "{",
+            r#"{"op":1"#,
+            r#"{"op":"1"}"#,
+            r#"{"op":1.5}"#,
+            r#"{"op":01}"#,
+            r#"{"d":{}}"#,
+            r#"{"op":1,"op":2}"#,
+            r#"{"op":1,"d":[1,]}"#,
+            r#"{"op":1,"d":{"a"}}"#,
+            r#"{"op":1} x"#,
+            r#"{"op":1,"d":"\q"}"#,
+            r#"{"op":1,"d":tru}"#,
+            r#"{"op":1,"s":-1}"#,
+            r#"{"op":99999999999999999999999}"#,
+            r#"{"op":1,"d":[1 2]}"#,
+            "{\"op\":1,\"d\":\"a\nb\"}",
         ] {
             assert!(read_envelope(bad).is_err(), "accepted {bad:?}");
         }

@@ -181,7 +181,10 @@ mod tests {
         assert_eq!(Intents::GUILDS.bits(), 1);
         assert_eq!(Intents::MESSAGE_CONTENT.bits(), 1 << 15);
         assert_eq!(Intents::DIRECT_MESSAGE_POLLS.bits(), 1 << 25);
-        assert_eq!(Intents::privileged().bits(), (1 << 1) | (1 << 8) | (1 << 15));
+        assert_eq!(
+            Intents::privileged().bits(),
+            (1 << 1) | (1 << 8) | (1 << 15)
+        );
         assert!(!Intents::non_privileged().contains(Intents::GUILD_PRESENCES));
         assert_eq!(
             format!("{:?}", Intents::GUILDS | Intents::GUILD_MESSAGES),

@@ -52,7 +52,11 @@ pub(crate) fn identify(config: &GatewayConfig, shard: ShardId) -> String {
 
 /// `{"op":6,"d":{"token":…,"session_id":…,"seq":…}}`.
 pub(crate) fn resume(config: &GatewayConfig, session_id: &str, seq: Option<u64>) -> String {
-    let d = Resume { token: config.token.expose_secret(), session_id, seq };
+    let d = Resume {
+        token: config.token.expose_secret(),
+        session_id,
+        seq,
+    };
     serde_json::to_string(&Envelope { op: 6, d }).unwrap_or_default()
 }
 

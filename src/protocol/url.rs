@@ -57,14 +57,21 @@ mod tests {
             "wss://gateway.discord.gg/?v=10&encoding=json"
         );
         assert_eq!(
-            gateway_url("wss://gateway-us-east1-b.discord.gg/?v=6&foo=1#x", Compression::None).unwrap(),
+            gateway_url(
+                "wss://gateway-us-east1-b.discord.gg/?v=6&foo=1#x",
+                Compression::None
+            )
+            .unwrap(),
             "wss://gateway-us-east1-b.discord.gg/?v=10&encoding=json"
         );
         assert_eq!(
             gateway_url("ws://127.0.0.1:9000/gw", Compression::None).unwrap(),
             "ws://127.0.0.1:9000/gw?v=10&encoding=json"
         );
-        assert!(matches!(gateway_url("https://x", Compression::None), Err(GatewayUrlError::Scheme(_))));
+        assert!(matches!(
+            gateway_url("https://x", Compression::None),
+            Err(GatewayUrlError::Scheme(_))
+        ));
         assert!(gateway_url("not a url", Compression::None).is_err());
     }
 }
