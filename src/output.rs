@@ -1,6 +1,7 @@
 //! What the machine asks of its driver: [`Output`] and the [`Event`]s it reports.
 
 use alloc::string::String;
+use core::fmt;
 use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -37,12 +38,29 @@ pub enum Output<'a> {
 }
 
 /// An outgoing gateway message: JSON text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Its `Debug` output hides the text of Identify and Resume, which carry the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
     /// The opcode, for logging and metrics.
     pub opcode: OpCode,
     /// The JSON text to send as one WebSocket text message.
     pub text: &'a str,
+}
+
+impl fmt::Debug for Frame<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Frame");
+        s.field("opcode", &self.opcode);
+        match self.opcode {
+            OpCode::Identify | OpCode::Resume => s.field(
+                "text",
+                &format_args!("<{} bytes, token redacted>", self.text.len()),
+            ),
+            _ => s.field("text", &self.text),
+        };
+        s.finish()
+    }
 }
 
 /// A WebSocket close: code and reason. Used for closes the machine asks for and for closes

@@ -159,10 +159,6 @@ impl Timers {
         self.deadlines[timer as usize] = None;
     }
 
-    pub(crate) fn get(&self, timer: Timer) -> Option<Timestamp> {
-        self.deadlines[timer as usize]
-    }
-
     pub(crate) fn stop_all(&mut self) {
         self.deadlines = [None; 6];
     }
@@ -174,12 +170,16 @@ impl Timers {
 
     /// Disarms and returns the first timer (in [`Timer::ALL`] order) whose deadline is at or
     /// before `now`. Each expired timer fires once, however far `now` jumped.
-    pub(crate) fn pop_expired(&mut self, now: Timestamp) -> Option<Timer> {
-        let timer = Timer::ALL
+    pub(crate) fn pop_expired(&mut self, now: Timestamp) -> Option<(Timer, Timestamp)> {
+        Timer::ALL
             .into_iter()
-            .find(|t| matches!(self.deadlines[*t as usize], Some(at) if at <= now))?;
-        self.stop(timer);
-        Some(timer)
+            .find_map(|timer| match self.deadlines[timer as usize] {
+                Some(at) if at <= now => {
+                    self.stop(timer);
+                    Some((timer, at))
+                }
+                _ => None,
+            })
     }
 }
 
@@ -212,8 +212,14 @@ mod tests {
         t.set(Timer::Hello, Timestamp::from_secs(3));
         assert_eq!(t.next(), Some(Timestamp::from_secs(3)));
         let now = Timestamp::from_secs(100);
-        assert_eq!(t.pop_expired(now), Some(Timer::Hello));
-        assert_eq!(t.pop_expired(now), Some(Timer::Heartbeat));
+        assert_eq!(
+            t.pop_expired(now),
+            Some((Timer::Hello, Timestamp::from_secs(3)))
+        );
+        assert_eq!(
+            t.pop_expired(now),
+            Some((Timer::Heartbeat, Timestamp::from_secs(5)))
+        );
         assert_eq!(t.pop_expired(now), None);
         assert_eq!(t.next(), None);
     }

@@ -1,0 +1,367 @@
+//! [`GatewayMachine`]: the public face. Its methods fall into four groups (getters, inputs,
+//! commands, outputs); the work is done by the submodules and the parts they call.
+
+mod lifecycle;
+mod queue;
+mod ready;
+mod receive;
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::time::Duration;
+
+use rand_core::RngCore;
+
+use crate::config::{ConfigError, GatewayConfig, ShardId};
+use crate::error::CommandError;
+use crate::heartbeat::{Heartbeat, Latency};
+use crate::inflate::Inflater;
+use crate::output::{CloseFrame, Output, ReadyInfo};
+use crate::phase::Phase;
+use crate::protocol::commands::Command;
+use crate::protocol::opcode::OpCode;
+use crate::rng::Prng;
+use crate::session::Session;
+use crate::time::{Timer, Timers, Timestamp};
+
+use queue::Pending;
+
+/// The largest frame Discord accepts from a client, in bytes.
+pub const MAX_FRAME_BYTES: usize = 4096;
+
+/// One WebSocket data message from the gateway, as the driver received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message.
+    Text(&'a str),
+    /// A text message whose bytes the WebSocket library did not check for UTF-8.
+    TextBytes(&'a [u8]),
+    /// A binary message (compressed data).
+    Binary(&'a [u8]),
+}
+
+/// How to start a machine beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The shard to run (overrides [`GatewayConfig::shard`], so many machines can share one
+    /// configuration).
+    pub shard: Option<ShardId>,
+    /// A saved session to resume (a process restart).
+    pub session: Option<Session>,
+}
+
+/// A Discord gateway connection as a pure state machine: bytes and time in, actions out.
+///
+/// The machine owns every protocol decision and no I/O: no socket, no clock, no thread, no
+/// global randomness. A driver moves data between it and a WebSocket.
+///
+/// # Methods
+/// - **Getters** (`&self`, no side effects): [`phase`](Self::phase),
+///   [`session`](Self::session), [`latency`](Self::latency), [`shard`](Self::shard), ...
+/// - **Inputs**: [`handle_connected`](Self::handle_connected),
+///   [`handle_message`](Self::handle_message), [`handle_closed`](Self::handle_closed),
+///   [`handle_timeout`](Self::handle_timeout). Inputs never fail: bad data from the network
+///   becomes an [`Event`](crate::Event).
+/// - **Commands**: [`send`](Self::send), [`grant_identify`](Self::grant_identify),
+///   [`shutdown`](Self::shutdown). Commands that cannot be honoured return a
+///   [`CommandError`].
+/// - **Outputs**: [`poll_output`](Self::poll_output) after **every** input or command until
+///   it returns [`Output::Wait`]; [`poll_timeout`](Self::poll_timeout) for the deadline alone.
+///
+/// # Time
+/// Every input takes `now`. A `now` earlier than one already seen is treated as the latest
+/// seen. A jump far forward fires each expired timer once (one beat or one zombie verdict),
+/// never a burst.
+pub struct GatewayMachine {
+    pub(crate) config: Arc<GatewayConfig>,
+    pub(crate) shard: ShardId,
+    pub(crate) rng: Prng,
+    pub(crate) now: Timestamp,
+    pub(crate) phase: Phase,
+    pub(crate) timers: Timers,
+    pub(crate) heartbeat: Heartbeat,
+    pub(crate) session: Option<Session>,
+    pub(crate) ready: Option<alloc::boxed::Box<ReadyInfo>>,
+    /// The URL of the current (or last) connection.
+    pub(crate) url: String,
+    /// Whether the current connection goes to the session's resume URL.
+    pub(crate) to_resume_url: bool,
+    /// Failed connection attempts in a row (reset by READY / RESUMED).
+    pub(crate) attempts: u32,
+    /// Failed resumes in a row (reset by RESUMED).
+    pub(crate) failed_resumes: u32,
+    /// Dispatches received while resuming.
+    pub(crate) replayed: u64,
+    pub(crate) queue: VecDeque<Pending>,
+    /// Commands waiting for READY / RESUMED.
+    pub(crate) held: VecDeque<(OpCode, String)>,
+    /// The last message received (decompressed), which dispatch events borrow from.
+    pub(crate) rx: String,
+    /// The last frame handed out by `poll_output`.
+    pub(crate) tx: String,
+    /// A dispatch copied out of `rx` because the driver did not drain before the next message.
+    pub(crate) spilled: Option<crate::output::OwnedDispatch>,
+    pub(crate) inflater: Inflater,
+}
+
+impl core::fmt::Debug for GatewayMachine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GatewayMachine")
+            .field("shard", &self.shard)
+            .field("phase", &self.phase)
+            .field("now", &self.now)
+            .field("session", &self.session)
+            .field("url", &self.url)
+            .field("attempts", &self.attempts)
+            .field("next_deadline", &self.timers.next())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayMachine {
+    /// A machine for `config`, seeded from `rng` (its only randomness), starting at `now`.
+    /// The first output is `Connect`.
+    pub fn new(
+        config: impl Into<Arc<GatewayConfig>>,
+        rng: &mut impl RngCore,
+        now: Timestamp,
+    ) -> Result<Self, ConfigError> {
+        Self::with_options(config, StartOptions::default(), rng.next_u64(), now)
+    }
+
+    /// A machine with a shard and/or a saved session, and an explicit seed for its random
+    /// choices (heartbeat jitter, backoff jitter, the invalid-session wait). The same config,
+    /// options, seed and inputs always give the same outputs.
+    pub fn with_options(
+        config: impl Into<Arc<GatewayConfig>>,
+        options: StartOptions,
+        seed: u64,
+        now: Timestamp,
+    ) -> Result<Self, ConfigError> {
+        let config = config.into();
+        config.validate()?;
+        let shard = options.shard.unwrap_or(config.shard);
+        config.validate_shard(shard)?;
+        let inflater = Inflater::new(config.compression, &config.limits);
+        let mut machine = GatewayMachine {
+            config,
+            shard,
+            rng: Prng::new(seed),
+            now,
+            phase: Phase::Disconnected,
+            timers: Timers::default(),
+            heartbeat: Heartbeat::default(),
+            session: options.session,
+            ready: None,
+            url: String::new(),
+            to_resume_url: false,
+            attempts: 0,
+            failed_resumes: 0,
+            replayed: 0,
+            queue: VecDeque::new(),
+            held: VecDeque::new(),
+            rx: String::new(),
+            tx: String::new(),
+            spilled: None,
+            inflater,
+        };
+        machine.start_connect();
+        Ok(machine)
+    }
+
+    // ----- A. getters -----
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The session, if one exists (to save it, or to inspect the sequence).
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Heartbeat round-trip times.
+    pub fn latency(&self) -> Latency {
+        self.heartbeat.latency()
+    }
+
+    /// The heartbeat interval of the current connection, once Hello arrived.
+    pub fn heartbeat_interval(&self) -> Option<Duration> {
+        self.heartbeat.interval()
+    }
+
+    /// The shard this machine runs.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// READY's basics for the current session, once it arrived.
+    pub fn ready_info(&self) -> Option<&ReadyInfo> {
+        self.ready.as_deref()
+    }
+
+    /// The latest time the machine has seen.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The URL of the current or most recent connection.
+    pub fn current_url(&self) -> &str {
+        &self.url
+    }
+
+    /// Failed connection attempts in a row since the last READY / RESUMED.
+    pub fn reconnect_attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Commands waiting to be sent.
+    pub fn queued_commands(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Heap bytes this machine holds (buffers, queues, session, decompressor), excluding the
+    /// shared configuration. `size_of::<GatewayMachine>()` plus this is its whole footprint.
+    pub fn heap_bytes(&self) -> usize {
+        let session = self
+            .session
+            .as_ref()
+            .map_or(0, |s| s.id.capacity() + s.resume_url.as_ref().map_or(0, String::capacity));
+        let ready = self.ready.as_ref().map_or(0, |r| {
+            core::mem::size_of::<ReadyInfo>()
+                + r.session_id.capacity()
+                + r.resume_gateway_url.as_ref().map_or(0, String::capacity)
+                + r.user_id.as_ref().map_or(0, String::capacity)
+                + r.application_id.as_ref().map_or(0, String::capacity)
+        });
+        let held: usize = self.held.iter().map(|(_, text)| text.capacity()).sum();
+        self.rx.capacity()
+            + self.tx.capacity()
+            + self.url.capacity()
+            + self.queue.capacity() * core::mem::size_of::<Pending>()
+            + self.held.capacity() * core::mem::size_of::<(OpCode, String)>()
+            + held
+            + session
+            + ready
+            + self.inflater.heap_bytes()
+    }
+
+    // ----- B. inputs -----
+
+    /// The socket asked for by the last `Connect` is open.
+    pub fn handle_connected(&mut self, now: Timestamp) {
+        let now = self.advance(now);
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        self.timers.stop(Timer::Connect);
+        self.phase = Phase::AwaitingHello;
+        self.timers
+            .set(Timer::Hello, now.saturating_add(self.config.timeouts.hello));
+    }
+
+    /// One WebSocket data message arrived.
+    pub fn handle_message(&mut self, now: Timestamp, message: Message<'_>) {
+        self.advance(now);
+        self.receive(message);
+    }
+
+    /// The socket closed: `Some(frame)` with the server's close frame, `None` when the
+    /// transport failed (or the connection attempt failed) without one.
+    pub fn handle_closed(&mut self, now: Timestamp, frame: Option<CloseFrame<'_>>) {
+        self.advance(now);
+        self.on_closed(frame.map(|f| f.code));
+    }
+
+    /// A deadline from [`poll_timeout`](Self::poll_timeout) (or `Wait`) passed. Calls before
+    /// any deadline are no-ops.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.advance(now);
+        while let Some((timer, deadline)) = self.timers.pop_expired(now) {
+            self.on_timer(timer, deadline);
+        }
+    }
+
+    // ----- C. commands -----
+
+    /// Sends a command (presence, voice state, guild members, ...). Before READY / RESUMED,
+    /// and while reconnecting, commands wait in a bounded queue.
+    pub fn send(&mut self, now: Timestamp, command: Command) -> Result<(), CommandError> {
+        self.advance(now);
+        if self.phase.is_terminal() {
+            return Err(CommandError::Stopped);
+        }
+        let opcode = command.opcode();
+        let text = command.to_json();
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(CommandError::PayloadTooLarge {
+                opcode,
+                size: text.len(),
+                limit: MAX_FRAME_BYTES,
+            });
+        }
+        if self.phase == Phase::Connected && self.held.is_empty() {
+            self.queue.push_back(Pending::Send { opcode, text });
+            return Ok(());
+        }
+        let capacity = self.config.limits.command_queue;
+        if self.held.len() >= capacity {
+            return Err(CommandError::QueueFull { capacity });
+        }
+        self.held.push_back((opcode, text));
+        Ok(())
+    }
+
+    /// Permission to identify, answering [`Event::IdentifyRequested`](crate::Event::IdentifyRequested).
+    /// Sends Identify at once. Fails (and the grant is unused) if no identify is pending.
+    pub fn grant_identify(&mut self, now: Timestamp) -> Result<(), CommandError> {
+        self.advance(now);
+        if self.phase.is_terminal() {
+            return Err(CommandError::Stopped);
+        }
+        if self.phase != Phase::AwaitingIdentifyGrant {
+            return Err(CommandError::IdentifyNotRequested);
+        }
+        self.send_identify();
+        Ok(())
+    }
+
+    /// Closes the connection for good. With `keep_session`, closes with a code that keeps the
+    /// session resumable (save [`session`](Self::session) to resume in a new machine);
+    /// otherwise closes with 1000, which ends the session (the bot goes offline at once).
+    pub fn shutdown(&mut self, now: Timestamp, keep_session: bool) {
+        self.advance(now);
+        self.shut_down(keep_session);
+    }
+
+    // ----- D. outputs -----
+
+    /// The next action. Call after every input and command until it returns
+    /// [`Output::Wait`]. Borrowed data in the output is valid until the next call on the
+    /// machine.
+    pub fn poll_output(&mut self) -> Output<'_> {
+        self.next_output()
+    }
+
+    /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
+    /// or `None` if no timer is armed (always `None` once terminal).
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if self.phase.is_terminal() {
+            return None;
+        }
+        self.timers.next()
+    }
+
+    /// Clamps `now` to the latest time seen.
+    fn advance(&mut self, now: Timestamp) -> Timestamp {
+        self.now = self.now.max(now);
+        self.now
+    }
+}

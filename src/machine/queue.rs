@@ -1,0 +1,108 @@
+//! The output queue: what the machine has decided and the driver has not yet taken.
+
+use alloc::string::String;
+use core::ops::Range;
+
+use super::GatewayMachine;
+use crate::output::{CloseFrame, Dispatch, Event, Frame, Output, OwnedDispatch};
+use crate::protocol::opcode::OpCode;
+use crate::protocol::payloads;
+
+/// One queued output. Large or borrowed data stays in the machine; the queue holds
+/// positions, so queuing a dispatch allocates nothing.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// Connect to `machine.url`.
+    Connect,
+    /// A heartbeat; its `d` is the sequence at the time it is handed out.
+    Heartbeat,
+    /// A frame built in advance (identify, resume, commands).
+    Send { opcode: OpCode, text: String },
+    /// Close the socket.
+    Close(CloseFrame<'static>),
+    /// An event that owns its data.
+    Event(Event<'static>),
+    /// `Event::Ready` with the machine's stored READY basics.
+    Ready,
+    /// A dispatch whose name and data are ranges of `machine.rx`.
+    Dispatch {
+        name: Range<usize>,
+        sequence: u64,
+        data: Range<usize>,
+    },
+    /// A dispatch copied out of `rx` (the driver did not drain before the next message).
+    Spilled(OwnedDispatch),
+}
+
+impl GatewayMachine {
+    pub(crate) fn push_event(&mut self, event: Event<'static>) {
+        self.queue.push_back(Pending::Event(event));
+    }
+
+    /// Before `rx` is overwritten: copy out any dispatch still pointing into it. Only happens
+    /// when a driver breaks the drain rule; costs nothing otherwise.
+    pub(crate) fn spill_pending_dispatches(&mut self) {
+        for item in self.queue.iter_mut() {
+            if let Pending::Dispatch {
+                name,
+                sequence,
+                data,
+            } = item
+            {
+                let owned = OwnedDispatch {
+                    name: self.rx.get(name.clone()).unwrap_or_default().into(),
+                    sequence: *sequence,
+                    data: self.rx.get(data.clone()).unwrap_or_default().into(),
+                };
+                *item = Pending::Spilled(owned);
+            }
+        }
+    }
+
+    pub(crate) fn next_output(&mut self) -> Output<'_> {
+        let Some(item) = self.queue.pop_front() else {
+            return Output::Wait(self.poll_timeout());
+        };
+        match item {
+            Pending::Connect => Output::Connect { url: &self.url },
+            Pending::Heartbeat => {
+                let seq = self.session.as_ref().map(|s| s.sequence);
+                payloads::heartbeat(&mut self.tx, seq);
+                Output::Send(Frame {
+                    opcode: OpCode::Heartbeat,
+                    text: &self.tx,
+                })
+            }
+            Pending::Send { opcode, text } => {
+                self.tx = text;
+                Output::Send(Frame {
+                    opcode,
+                    text: &self.tx,
+                })
+            }
+            Pending::Close(frame) => Output::Close(frame),
+            Pending::Event(event) => Output::Event(event),
+            Pending::Ready => match self.ready.as_deref() {
+                Some(info) => Output::Event(Event::Ready(info.clone())),
+                None => self.next_output(),
+            },
+            Pending::Dispatch {
+                name,
+                sequence,
+                data,
+            } => Output::Event(Event::Dispatch(Dispatch {
+                name: self.rx.get(name).unwrap_or_default(),
+                sequence,
+                data: self.rx.get(data).unwrap_or_default(),
+            })),
+            Pending::Spilled(owned) => {
+                let spilled = self.spilled.insert(owned);
+                Output::Event(Event::Dispatch(Dispatch {
+                    name: &spilled.name,
+                    sequence: spilled.sequence,
+                    data: &spilled.data,
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Receiving: turning one WebSocket message into decisions.
+
+use core::ops::Range;
+
+use super::lifecycle::SessionFate;
+use super::queue::Pending;
+use super::ready::{parse_hello, parse_ready};
+use super::{GatewayMachine, Message};
+use crate::output::{DisconnectReason, Event, ProtocolError};
+use crate::phase::Phase;
+use crate::protocol::envelope::read_envelope;
+use crate::protocol::opcode::OpCode;
+use crate::session::Session;
+
+/// Byte range of `part` inside `whole` (`part` must be a subslice of `whole`).
+fn range_in(whole: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+impl GatewayMachine {
+    pub(crate) fn receive(&mut self, message: Message<'_>) {
+        if !self.phase.has_open_socket() {
+            if !self.phase.is_terminal() {
+                self.push_event(Event::ProtocolError(ProtocolError::NotConnected));
+            }
+            return;
+        }
+        if !self.queue.is_empty() {
+            self.spill_pending_dispatches();
+        }
+        match message {
+            Message::Text(text) => {
+                self.rx.clear();
+                self.rx.push_str(text);
+            }
+            Message::TextBytes(bytes) => match core::str::from_utf8(bytes) {
+                Ok(text) => {
+                    self.rx.clear();
+                    self.rx.push_str(text);
+                }
+                Err(_) => {
+                    self.push_event(Event::ProtocolError(ProtocolError::InvalidUtf8));
+                    return;
+                }
+            },
+            Message::Binary(bytes) => {
+                if !self.inflate(bytes) {
+                    return;
+                }
+            }
+        }
+        self.heartbeat.on_message();
+        self.on_text();
+    }
+
+    /// Decompresses a binary message into `rx`. Returns whether `rx` now holds a complete
+    /// message.
+    fn inflate(&mut self, bytes: &[u8]) -> bool {
+        let mut buf = core::mem::take(&mut self.rx).into_bytes();
+        let result = self.inflater.feed(bytes, &mut buf);
+        let complete = match result {
+            Ok(complete) => complete,
+            Err(crate::inflate::InflateError::NotCompressed) => {
+                buf.clear();
+                self.rx = alloc::string::String::from_utf8(buf).unwrap_or_default();
+                self.push_event(Event::ProtocolError(ProtocolError::UnexpectedBinary));
+                return false;
+            }
+            Err(error) => {
+                buf.clear();
+                self.rx = alloc::string::String::from_utf8(buf).unwrap_or_default();
+                // The stream's state is lost: this connection cannot go on.
+                self.push_event(Event::ProtocolError(ProtocolError::Decompress(error)));
+                self.end_connection(DisconnectReason::Protocol, SessionFate::Keep, None);
+                return false;
+            }
+        };
+        match alloc::string::String::from_utf8(buf) {
+            Ok(text) => {
+                self.rx = text;
+                complete
+            }
+            Err(error) => {
+                let mut buf = error.into_bytes();
+                buf.clear();
+                self.rx = alloc::string::String::from_utf8(buf).unwrap_or_default();
+                self.push_event(Event::ProtocolError(ProtocolError::InvalidUtf8));
+                false
+            }
+        }
+    }
+
+    fn on_text(&mut self) {
+        let envelope = match read_envelope(&self.rx) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                self.push_event(Event::ProtocolError(ProtocolError::Envelope(error)));
+                return;
+            }
+        };
+        let op = envelope.op;
+        let sequence = envelope.sequence;
+        let name = envelope.event_name.map(|n| range_in(&self.rx, n));
+        let data = envelope.data.map(|d| range_in(&self.rx, d));
+        match OpCode::from_u64(op) {
+            None => self.push_event(Event::ProtocolError(ProtocolError::UnknownOpcode(op))),
+            Some(OpCode::Dispatch) => match (name, sequence, data) {
+                (Some(name), Some(sequence), Some(data)) => self.on_dispatch(name, sequence, data),
+                _ => self.malformed(OpCode::Dispatch),
+            },
+            Some(OpCode::Hello) => self.on_hello(data),
+            Some(OpCode::Heartbeat) => self.send_heartbeat(),
+            Some(OpCode::HeartbeatAck) => self.on_ack(),
+            Some(OpCode::Reconnect) => self.end_connection(
+                DisconnectReason::ReconnectRequested,
+                SessionFate::Keep,
+                None,
+            ),
+            Some(OpCode::InvalidSession) => self.on_invalid_session(data),
+            Some(other) => {
+                self.push_event(Event::ProtocolError(ProtocolError::UnexpectedOpcode(other)))
+            }
+        }
+    }
+
+    fn malformed(&mut self, opcode: OpCode) {
+        self.push_event(Event::ProtocolError(ProtocolError::MalformedPayload(
+            opcode,
+        )));
+    }
+
+    fn out_of_phase(&mut self, opcode: OpCode) {
+        let phase = self.phase.name();
+        self.push_event(Event::ProtocolError(ProtocolError::OutOfPhase(
+            opcode, phase,
+        )));
+    }
+
+    fn on_hello(&mut self, data: Option<Range<usize>>) {
+        if self.phase != Phase::AwaitingHello {
+            self.out_of_phase(OpCode::Hello);
+            return;
+        }
+        let interval = data.and_then(|d| parse_hello(&self.rx[d]));
+        match interval {
+            Some(ms) if ms > 0 => self.on_hello_interval(ms),
+            _ => {
+                // Without an interval the connection cannot be kept alive: start over.
+                self.malformed(OpCode::Hello);
+                self.end_connection(DisconnectReason::Protocol, SessionFate::Keep, None);
+            }
+        }
+    }
+
+    fn on_ack(&mut self) {
+        if !self.phase.after_hello() {
+            self.out_of_phase(OpCode::HeartbeatAck);
+            return;
+        }
+        let now = self.now;
+        if let Some(session) = &mut self.session {
+            session.last_ack = now;
+        }
+        if let Some(latency) = self.heartbeat.on_ack(now) {
+            self.push_event(Event::HeartbeatAck { latency });
+        }
+    }
+
+    fn on_invalid_session(&mut self, data: Option<Range<usize>>) {
+        if !self.phase.after_hello() {
+            self.out_of_phase(OpCode::InvalidSession);
+            return;
+        }
+        // Anything but a literal `true` is treated as not resumable: identifying anew is
+        // always safe, resuming a dead session is not.
+        let resumable = data.is_some_and(|d| self.rx[d].trim() == "true");
+        self.push_event(Event::InvalidSession { resumable });
+        let reason = DisconnectReason::InvalidSession { resumable };
+        if resumable {
+            self.end_connection(reason, SessionFate::Keep, None);
+        } else {
+            let delay = self.invalid_session_delay();
+            self.end_connection(reason, SessionFate::Drop, Some(delay));
+        }
+    }
+
+    fn on_dispatch(&mut self, name: Range<usize>, sequence: u64, data: Range<usize>) {
+        let event_name = &self.rx[name.clone()];
+        match self.phase {
+            Phase::Identifying if event_name == "READY" => {
+                let Some(info) = parse_ready(&self.rx[data.clone()]) else {
+                    self.malformed(OpCode::Dispatch);
+                    self.end_connection(DisconnectReason::Protocol, SessionFate::Drop, None);
+                    return;
+                };
+                self.session = Some(Session {
+                    id: info.session_id.clone(),
+                    sequence,
+                    resume_url: info.resume_gateway_url.clone(),
+                    last_ack: self.now,
+                });
+                self.ready = Some(alloc::boxed::Box::new(info));
+                self.queue.push_back(Pending::Ready);
+                self.queue.push_back(Pending::Dispatch {
+                    name,
+                    sequence,
+                    data,
+                });
+                self.on_session_live();
+            }
+            Phase::Resuming | Phase::Connected => {
+                let resumed = self.phase == Phase::Resuming && event_name == "RESUMED";
+                if self.phase == Phase::Resuming && !resumed {
+                    self.replayed += 1;
+                }
+                if let Some(session) = &mut self.session {
+                    session.observe_sequence(sequence);
+                }
+                if resumed {
+                    self.push_event(Event::Resumed {
+                        replayed: self.replayed,
+                    });
+                }
+                self.queue.push_back(Pending::Dispatch {
+                    name,
+                    sequence,
+                    data,
+                });
+                if resumed {
+                    self.on_session_live();
+                }
+            }
+            _ => self.out_of_phase(OpCode::Dispatch),
+        }
+    }
+}
