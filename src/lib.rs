@@ -1,4 +1,93 @@
-//! A sans-IO Discord gateway client (crate docs: see README; filled in with the machine).
+//! # discord-gateway-proto
+//!
+//! The Discord gateway protocol as a pure, deterministic state machine: no sockets, no clock,
+//! no threads, no async runtime, no global randomness. [`GatewayMachine`] takes what happens
+//! on the WebSocket (opened, a message, closed) and the time, and returns what to do
+//! (connect, send, close, report an event, wait until a deadline). Any runtime can drive it:
+//! tokio, smol, a blocking loop, a game loop, WASM, or a test in virtual time.
+//!
+//! ## The drive loop
+//!
+//! ```no_run
+//! use discord_gateway_proto::{GatewayConfig, GatewayMachine, Intents, Message, Output, Timestamp, Token};
+//! # fn now() -> Timestamp { Timestamp::ZERO }
+//! # struct Socket; impl Socket { fn send(&mut self, _: &str) {} }
+//! let config = GatewayConfig::new(Token::new("..."), Intents::GUILDS | Intents::GUILD_MESSAGES)
+//!     .with_auto_grant(true);
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+//! # use rand_chacha::rand_core::SeedableRng;
+//! let mut machine = GatewayMachine::new(config, &mut rng, now()).expect("valid config");
+//! # let mut socket = Socket;
+//! loop {
+//!     // Drain after EVERY input or command, until Wait.
+//!     let deadline = loop {
+//!         match machine.poll_output() {
+//!             Output::Connect { url } => { /* open a WebSocket to `url`, later report
+//!                                          handle_connected or handle_closed(None) */ }
+//!             Output::Send(frame) => socket.send(frame.text),
+//!             Output::Close(close) => { /* send `close` if possible, drop the socket now */ }
+//!             Output::Event(event) => println!("{event:?}"),
+//!             Output::Wait(deadline) => break deadline,
+//!         }
+//!     };
+//!     // Sleep until `deadline` or the next socket event, then feed exactly one input:
+//!     // machine.handle_message(now(), Message::Text(text));
+//!     // machine.handle_closed(now(), close_frame_or_none);
+//!     // machine.handle_timeout(now());
+//! #   let _ = deadline; break;
+//! }
+//! ```
+//!
+//! ## The contract
+//!
+//! - **Getters** (`phase`, `session`, `latency`, ...) have no side effects.
+//! - **Inputs** (`handle_connected`, `handle_message`, `handle_closed`, `handle_timeout`)
+//!   never fail and never panic: anything bad from the network becomes an
+//!   [`Event::ProtocolError`] and, when the connection cannot go on, a reconnect that keeps
+//!   the session.
+//! - **Commands** (`send`, `grant_identify`, `shutdown`) return a typed [`CommandError`]
+//!   when they cannot be honoured.
+//! - **Outputs**: call [`GatewayMachine::poll_output`] after every input or command until it
+//!   returns [`Output::Wait`]. `Wait` comes only when nothing is queued; its deadline is the
+//!   next time `handle_timeout` must be called. After `handle_timeout(t)` with `t` at or past
+//!   the deadline, the next deadline is later than `t`: a driver never busy-loops.
+//! - After [`Output::Close`] the socket is gone for the machine: send the close frame if you
+//!   can, drop the socket without waiting for an answer (a zombie never answers), and report
+//!   nothing more from it. After [`Output::Connect`], report `handle_connected` or
+//!   `handle_closed(None)` for the new socket.
+//!
+//! ## Time
+//!
+//! [`Timestamp`] is a plain number of microseconds from an origin the driver picks. The
+//! crate never reads a clock. A `now` that goes backwards is clamped; a long jump forward
+//! (a suspended laptop) fires each expired timer once. With the `std` feature,
+//! [`time::InstantOrigin`] maps `std::time::Instant` to timestamps.
+//!
+//! ## Identify gating
+//!
+//! Discord limits how fast a bot may start sessions. When the machine needs a new session it
+//! emits [`Event::IdentifyRequested`] and waits; the driver answers with
+//! [`GatewayMachine::grant_identify`] when its identify queue allows. Single-shard bots can
+//! set [`config::IdentifyPolicy::auto_grant`].
+//!
+//! ## Sessions
+//!
+//! [`Session`] (id, sequence, resume URL, last ACK time) is plain serde data. Save it on
+//! shutdown and pass it in [`StartOptions::session`] to resume after a process restart.
+//!
+//! ## Determinism
+//!
+//! The only randomness (heartbeat jitter, backoff jitter, the invalid-session wait) comes
+//! from a seed drawn once from the `rand_core` RNG given to [`GatewayMachine::new`] (or
+//! passed to [`GatewayMachine::with_options`]). Same configuration, seed and inputs: the
+//! same outputs, byte for byte.
+//!
+//! ## Features
+//!
+//! - `std` (default): [`time::InstantOrigin`] and `std::error::Error` impls. Without it the
+//!   crate is `no_std` + `alloc`.
+//! - `zlib-stream`, `zstd-stream`: transport compression.
+//! - `sim`: a fake gateway and a virtual-time driver, for tests and demos.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
