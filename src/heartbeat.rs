@@ -103,6 +103,11 @@ impl Heartbeat {
         self.latency
     }
 
+    /// When the last beat was sent on this connection.
+    pub(crate) fn last_sent(&self) -> Option<Timestamp> {
+        self.last_sent
+    }
+
     /// A scheduled beat is due: send it, or declare the connection dead.
     pub(crate) fn on_due(&mut self, policy: &HeartbeatPolicy) -> BeatVerdict {
         let answered = !self.awaiting_ack

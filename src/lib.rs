@@ -109,6 +109,7 @@ pub mod protocol;
 pub(crate) mod rng;
 pub mod session;
 pub mod time;
+pub mod trace;
 
 pub use backoff::{Backoff, BackoffSchedule};
 pub use close_code::{CloseAction, CloseCode};

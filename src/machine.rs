@@ -24,6 +24,7 @@ use crate::protocol::opcode::OpCode;
 use crate::rng::Prng;
 use crate::session::Session;
 use crate::time::{Timer, Timers, Timestamp};
+use crate::trace::{Cause, Decision, Outcome, Rule};
 
 use queue::Pending;
 
@@ -103,6 +104,8 @@ pub struct GatewayMachine {
     /// A dispatch copied out of `rx` because the driver did not drain before the next message.
     pub(crate) spilled: Option<crate::output::OwnedDispatch>,
     pub(crate) inflater: Inflater,
+    /// Whether decisions are reported as events.
+    pub(crate) trace: bool,
 }
 
 impl core::fmt::Debug for GatewayMachine {
@@ -165,6 +168,7 @@ impl GatewayMachine {
             tx: String::new(),
             spilled: None,
             inflater,
+            trace: false,
         };
         machine.start_connect();
         Ok(machine)
@@ -230,10 +234,9 @@ impl GatewayMachine {
     /// Heap bytes this machine holds (buffers, queues, session, decompressor), excluding the
     /// shared configuration. `size_of::<GatewayMachine>()` plus this is its whole footprint.
     pub fn heap_bytes(&self) -> usize {
-        let session = self
-            .session
-            .as_ref()
-            .map_or(0, |s| s.id.capacity() + s.resume_url.as_ref().map_or(0, String::capacity));
+        let session = self.session.as_ref().map_or(0, |s| {
+            s.id.capacity() + s.resume_url.as_ref().map_or(0, String::capacity)
+        });
         let ready = self.ready.as_ref().map_or(0, |r| {
             core::mem::size_of::<ReadyInfo>()
                 + r.session_id.capacity()
@@ -333,6 +336,13 @@ impl GatewayMachine {
         Ok(())
     }
 
+    /// Turns the decision trace on or off: when on, every state change is explained by an
+    /// [`Event::Decision`](crate::Event::Decision) before the outputs it causes. Off by
+    /// default; when off it costs a branch.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
     /// Closes the connection for good. With `keep_session`, closes with a code that keeps the
     /// session resumable (save [`session`](Self::session) to resume in a new machine);
     /// otherwise closes with 1000, which ends the session (the bot goes offline at once).
@@ -357,6 +367,19 @@ impl GatewayMachine {
             return None;
         }
         self.timers.next()
+    }
+
+    /// Reports a decision when tracing is on.
+    pub(crate) fn decide(&mut self, cause: Cause, rule: Rule, outcome: Outcome) {
+        if self.trace {
+            let at = self.now;
+            self.push_event(crate::output::Event::Decision(Decision {
+                at,
+                cause,
+                rule,
+                outcome,
+            }));
+        }
     }
 
     /// Clamps `now` to the latest time seen.

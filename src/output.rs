@@ -163,6 +163,9 @@ pub enum Event<'a> {
     RateLimited(RateLimited),
     /// The machine stopped for good; only `Wait(None)` follows.
     Fatal(FatalReason),
+    /// Why the machine did what follows (only with
+    /// [`set_trace`](crate::GatewayMachine::set_trace) on).
+    Decision(crate::trace::Decision),
     /// [`shutdown`](crate::GatewayMachine::shutdown) finished; only `Wait(None)` follows.
     Shutdown {
         /// Whether the session can still be resumed (from [`session`](crate::GatewayMachine::session)).

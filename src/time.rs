@@ -163,6 +163,10 @@ impl Timers {
         self.deadlines = [None; 6];
     }
 
+    pub(crate) fn get(&self, timer: Timer) -> Option<Timestamp> {
+        self.deadlines[timer as usize]
+    }
+
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Timestamp> {
         self.deadlines.iter().flatten().copied().min()

@@ -13,6 +13,7 @@ use crate::protocol::opcode::OpCode;
 use crate::protocol::payloads;
 use crate::protocol::url::gateway_url;
 use crate::time::{Timer, Timestamp};
+use crate::trace::{Cause, Outcome, Rule};
 
 /// The close code the machine uses when it closes a connection it wants to resume: any code
 /// but 1000/1001 keeps the session.
@@ -30,11 +31,11 @@ impl GatewayMachine {
     pub(crate) fn start_connect(&mut self) {
         let now = self.now;
         let stale_after = self.config.session.stale_after;
-        if self
+        let stale = self
             .session
             .as_ref()
-            .is_some_and(|s| s.is_stale(now, stale_after))
-        {
+            .is_some_and(|s| s.is_stale(now, stale_after));
+        if stale {
             self.session = None;
         }
         let compression = self.config.compression;
@@ -50,6 +51,18 @@ impl GatewayMachine {
             None => gateway_url(&self.config.gateway_url, compression)
                 .unwrap_or_else(|_| self.config.gateway_url.clone()),
         };
+        let rule = if stale {
+            Rule::StaleSessionCutoff
+        } else if self.session.is_some() {
+            Rule::ResumeExistingSession
+        } else {
+            self.identify_rule()
+        };
+        let outcome = Outcome::Connect {
+            resume: self.session.is_some(),
+            resume_url: self.to_resume_url,
+        };
+        self.decide(Cause::ConnectDue, rule, outcome);
         self.inflater.reset();
         self.heartbeat.reset();
         self.replayed = 0;
@@ -74,14 +87,49 @@ impl GatewayMachine {
         self.push_event(Event::Hello {
             heartbeat_interval: interval,
         });
-        if self.session.is_some() {
+        let cause = Cause::Hello {
+            interval_ms: interval.as_millis() as u64,
+        };
+        self.decide(
+            cause,
+            Rule::HeartbeatSchedule,
+            Outcome::FirstBeat { at: first_beat },
+        );
+        if let Some(session) = &self.session {
+            let sequence = session.sequence;
+            self.decide(
+                cause,
+                Rule::ResumeExistingSession,
+                Outcome::SendResume { sequence },
+            );
             self.send_resume();
         } else if self.config.identify.auto_grant {
+            self.decide(cause, Rule::IdentifyAutoGranted, Outcome::SendIdentify);
             self.send_identify();
         } else {
+            self.decide(cause, Rule::IdentifyNeedsGrant, Outcome::RequestIdentify);
             self.phase = Phase::AwaitingIdentifyGrant;
             self.push_event(Event::IdentifyRequested);
         }
+    }
+
+    fn identify_rule(&self) -> Rule {
+        if self.config.identify.auto_grant {
+            Rule::IdentifyAutoGranted
+        } else {
+            Rule::IdentifyNeedsGrant
+        }
+    }
+
+    /// op 1: beat now, leaving the schedule as it is.
+    pub(crate) fn on_beat_requested(&mut self) {
+        let next = self.timers.get(Timer::Heartbeat);
+        self.decide(
+            Cause::BeatRequested,
+            Rule::AnswerHeartbeatRequest,
+            Outcome::Beat { next },
+        );
+        self.send_heartbeat();
     }
 
     pub(crate) fn send_identify(&mut self) {
@@ -118,6 +166,14 @@ impl GatewayMachine {
 
     /// READY or RESUMED: the session is live.
     pub(crate) fn on_session_live(&mut self) {
+        let cause = if self.phase == Phase::Resuming {
+            Cause::Resumed {
+                replayed: self.replayed,
+            }
+        } else {
+            Cause::Ready
+        };
+        self.decide(cause, Rule::SessionLive, Outcome::Live);
         self.phase = Phase::Connected;
         self.attempts = 0;
         self.failed_resumes = 0;
@@ -154,13 +210,18 @@ impl GatewayMachine {
                 self.end_connection(DisconnectReason::Zombie, SessionFate::Keep, None);
             }
             BeatVerdict::Beat => {
-                self.send_heartbeat();
                 let interval = self.heartbeat.interval().unwrap_or(Duration::from_secs(41));
                 let mut next = deadline.saturating_add(interval);
                 if next <= self.now {
                     // Woke up late (suspend): one beat now, the schedule restarts from here.
                     next = self.now.saturating_add(interval);
                 }
+                self.decide(
+                    Cause::BeatDue,
+                    Rule::HeartbeatSchedule,
+                    Outcome::Beat { next: Some(next) },
+                );
+                self.send_heartbeat();
                 self.timers.set(Timer::Heartbeat, next);
             }
         }
@@ -183,7 +244,14 @@ impl GatewayMachine {
             CloseAction::Identify => {
                 self.lose_connection(DisconnectReason::ServerClose(code), SessionFate::Drop, None)
             }
-            CloseAction::Fatal => self.stop_fatal(FatalReason::CloseCode(code)),
+            CloseAction::Fatal => {
+                self.decide(
+                    Cause::ServerClose(code),
+                    Rule::CloseCodeFatal,
+                    Outcome::Stop,
+                );
+                self.stop_fatal(FatalReason::CloseCode(code))
+            }
         }
     }
 
@@ -194,35 +262,51 @@ impl GatewayMachine {
         fate: SessionFate,
         delay: Option<Duration>,
     ) {
-        if self.phase == Phase::Connecting || self.phase.has_open_socket() {
+        let close = self.phase == Phase::Connecting || self.phase.has_open_socket();
+        if close {
             self.queue.push_back(Pending::Close(CloseFrame {
                 code: RESUMABLE_CLOSE,
                 reason: close_reason(reason),
             }));
         }
-        self.lose_connection(reason, fate, delay);
+        self.lose_connection_closing(reason, fate, delay, close.then_some(RESUMABLE_CLOSE));
     }
 
-    /// The connection is gone (closed by either side): account for it, then reconnect after
-    /// the backoff delay, or stop if the attempt cap is reached.
     fn lose_connection(
         &mut self,
         reason: DisconnectReason,
         fate: SessionFate,
         delay: Option<Duration>,
     ) {
+        self.lose_connection_closing(reason, fate, delay, None);
+    }
+
+    /// The connection is gone (closed by either side): account for it, then reconnect after
+    /// the backoff delay, or stop if the attempt cap is reached.
+    fn lose_connection_closing(
+        &mut self,
+        reason: DisconnectReason,
+        fate: SessionFate,
+        delay: Option<Duration>,
+        close: Option<u16>,
+    ) {
         let was = self.phase;
+        let (cause, mut rule) = self.explain(reason);
         let mut drop_session = fate == SessionFate::Drop;
         if was == Phase::Resuming {
             self.failed_resumes += 1;
-            if self.failed_resumes >= self.config.session.max_failed_resumes {
+            if self.failed_resumes >= self.config.session.max_failed_resumes
+                && self.session.is_some()
+            {
                 // Circuit breaker: stop trying to resume a session that keeps failing.
                 drop_session = true;
+                rule = Rule::ResumeCircuitBreaker;
             }
         }
         if was == Phase::Connecting && self.to_resume_url {
             // The resume URL did not answer: fall back to the main URL and identify.
             drop_session = true;
+            rule = Rule::ResumeUrlFallback;
         }
         if drop_session {
             self.session = None;
@@ -234,6 +318,7 @@ impl GatewayMachine {
 
         let attempt = self.attempts;
         if !self.config.reconnect.allows(attempt) {
+            self.decide(cause, Rule::AttemptCap, Outcome::Stop);
             self.stop_fatal(FatalReason::ReconnectAttemptsExhausted { attempts: attempt });
             return;
         }
@@ -244,6 +329,16 @@ impl GatewayMachine {
             .session
             .as_ref()
             .is_some_and(|s| !s.is_stale(reconnect_at, self.config.session.stale_after));
+        self.decide(
+            cause,
+            rule,
+            Outcome::Reconnect {
+                close,
+                resume,
+                at: reconnect_at,
+                attempt,
+            },
+        );
         self.push_event(Event::Disconnected(Disconnect {
             reason,
             resume,
@@ -274,6 +369,11 @@ impl GatewayMachine {
         if self.phase.is_terminal() {
             return;
         }
+        self.decide(
+            Cause::Shutdown { keep_session },
+            Rule::ShutdownClose,
+            Outcome::Stop,
+        );
         if self.phase.has_open_socket() || self.phase == Phase::Connecting {
             let code = if keep_session { RESUMABLE_CLOSE } else { 1000 };
             self.queue.push_back(Pending::Close(CloseFrame {
@@ -290,6 +390,40 @@ impl GatewayMachine {
         self.push_event(Event::Shutdown {
             session_kept: self.session.is_some(),
         });
+    }
+
+    /// The cause and default rule of a lost connection, for the decision trace.
+    fn explain(&self, reason: DisconnectReason) -> (Cause, Rule) {
+        match reason {
+            DisconnectReason::ServerClose(code) => {
+                let rule = match code.action() {
+                    CloseAction::Identify => Rule::CloseCodeIdentify,
+                    CloseAction::Fatal => Rule::CloseCodeFatal,
+                    CloseAction::Resume => Rule::CloseCodeResume,
+                };
+                (Cause::ServerClose(code), rule)
+            }
+            DisconnectReason::TransportLost => (Cause::TransportLost, Rule::TransportLossResumes),
+            DisconnectReason::ConnectTimeout => (Cause::ConnectTimeout, Rule::StallTimeout),
+            DisconnectReason::HelloTimeout => (Cause::HelloTimeout, Rule::StallTimeout),
+            DisconnectReason::ReadyTimeout => (Cause::ReadyTimeout, Rule::StallTimeout),
+            DisconnectReason::Zombie => {
+                let since_beat = self.heartbeat.last_sent().unwrap_or(self.now);
+                (Cause::MissedAck { since_beat }, Rule::ZombieVerdict)
+            }
+            DisconnectReason::ReconnectRequested => {
+                (Cause::ReconnectRequested, Rule::ReconnectAndResume)
+            }
+            DisconnectReason::InvalidSession { resumable: true } => (
+                Cause::InvalidSession { resumable: true },
+                Rule::InvalidSessionResumable,
+            ),
+            DisconnectReason::InvalidSession { resumable: false } => (
+                Cause::InvalidSession { resumable: false },
+                Rule::InvalidSessionNotResumable,
+            ),
+            DisconnectReason::Protocol => (Cause::BrokenStream, Rule::BrokenStreamReconnects),
+        }
     }
 
     /// The wait before identifying again after an Invalid Session with `d: false`.

@@ -110,7 +110,7 @@ impl GatewayMachine {
                 _ => self.malformed(OpCode::Dispatch),
             },
             Some(OpCode::Hello) => self.on_hello(data),
-            Some(OpCode::Heartbeat) => self.send_heartbeat(),
+            Some(OpCode::Heartbeat) => self.on_beat_requested(),
             Some(OpCode::HeartbeatAck) => self.on_ack(),
             Some(OpCode::Reconnect) => self.end_connection(
                 DisconnectReason::ReconnectRequested,
