@@ -17,7 +17,7 @@ use crate::protocol::url::{gateway_url, GatewayUrlError, DEFAULT_GATEWAY_URL};
 
 /// A bot token. Its `Debug` output is redacted and it has no `Display`, so it never ends up
 /// in logs, errors or recordings by accident.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Token(String);
 
 impl Token {
@@ -247,9 +247,13 @@ impl Default for Limits {
 }
 
 /// Everything a machine needs to know before it connects.
-#[derive(Clone, Debug)]
+///
+/// Serializable for recordings and config files, except the token: it is never serialized
+/// and deserializes as empty (set it afterwards; an empty token fails validation).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GatewayConfig {
-    /// The bot token.
+    /// The bot token (never serialized).
+    #[serde(skip)]
     pub token: Token,
     /// Intents sent in Identify.
     pub intents: Intents,

@@ -106,6 +106,7 @@ mod machine;
 pub mod output;
 pub mod phase;
 pub mod protocol;
+pub mod record;
 pub(crate) mod rng;
 pub mod session;
 pub mod time;

@@ -301,8 +301,25 @@ impl GatewayMachine {
         if self.phase.is_terminal() {
             return Err(CommandError::Stopped);
         }
-        let opcode = command.opcode();
-        let text = command.to_json();
+        self.send_serialized(command.opcode(), command.to_json())
+    }
+
+    /// `send` with the frame already serialized (the recorder's and the replayer's path).
+    pub(crate) fn send_at(
+        &mut self,
+        now: Timestamp,
+        opcode: OpCode,
+        text: String,
+    ) -> Result<(), CommandError> {
+        self.advance(now);
+        self.send_serialized(opcode, text)
+    }
+
+    /// `send` after serialization.
+    fn send_serialized(&mut self, opcode: OpCode, text: String) -> Result<(), CommandError> {
+        if self.phase.is_terminal() {
+            return Err(CommandError::Stopped);
+        }
         if text.len() > MAX_FRAME_BYTES {
             return Err(CommandError::PayloadTooLarge {
                 opcode,

@@ -233,26 +233,23 @@ impl GatewayMachine {
             // No socket the machine knows of (already closed by the machine): ignore.
             return;
         }
-        let Some(code) = code.map(CloseCode) else {
-            self.lose_connection(DisconnectReason::TransportLost, SessionFate::Keep, None);
-            return;
+        let (reason, fate) = match code.map(CloseCode) {
+            None => (DisconnectReason::TransportLost, SessionFate::Keep),
+            Some(code) => match code.action() {
+                CloseAction::Resume => (DisconnectReason::ServerClose(code), SessionFate::Keep),
+                CloseAction::Identify => (DisconnectReason::ServerClose(code), SessionFate::Drop),
+                CloseAction::Fatal => {
+                    self.decide(
+                        Cause::ServerClose(code),
+                        Rule::CloseCodeFatal,
+                        Outcome::Stop,
+                    );
+                    self.stop_fatal(FatalReason::CloseCode(code));
+                    return;
+                }
+            },
         };
-        match code.action() {
-            CloseAction::Resume => {
-                self.lose_connection(DisconnectReason::ServerClose(code), SessionFate::Keep, None)
-            }
-            CloseAction::Identify => {
-                self.lose_connection(DisconnectReason::ServerClose(code), SessionFate::Drop, None)
-            }
-            CloseAction::Fatal => {
-                self.decide(
-                    Cause::ServerClose(code),
-                    Rule::CloseCodeFatal,
-                    Outcome::Stop,
-                );
-                self.stop_fatal(FatalReason::CloseCode(code))
-            }
-        }
+        self.connection_lost(reason, fate, None, false);
     }
 
     /// The machine closes the connection (with a resumable code) and plans the next one.
@@ -263,32 +260,18 @@ impl GatewayMachine {
         delay: Option<Duration>,
     ) {
         let close = self.phase == Phase::Connecting || self.phase.has_open_socket();
-        if close {
-            self.queue.push_back(Pending::Close(CloseFrame {
-                code: RESUMABLE_CLOSE,
-                reason: close_reason(reason),
-            }));
-        }
-        self.lose_connection_closing(reason, fate, delay, close.then_some(RESUMABLE_CLOSE));
+        self.connection_lost(reason, fate, delay, close);
     }
 
-    fn lose_connection(
+    /// The connection is gone (closed by the server, or by the machine when `close`):
+    /// account for it, explain it, then reconnect after the backoff delay, or stop if the
+    /// attempt cap is reached.
+    fn connection_lost(
         &mut self,
         reason: DisconnectReason,
         fate: SessionFate,
         delay: Option<Duration>,
-    ) {
-        self.lose_connection_closing(reason, fate, delay, None);
-    }
-
-    /// The connection is gone (closed by either side): account for it, then reconnect after
-    /// the backoff delay, or stop if the attempt cap is reached.
-    fn lose_connection_closing(
-        &mut self,
-        reason: DisconnectReason,
-        fate: SessionFate,
-        delay: Option<Duration>,
-        close: Option<u16>,
+        close: bool,
     ) {
         let was = self.phase;
         let (cause, mut rule) = self.explain(reason);
@@ -312,33 +295,49 @@ impl GatewayMachine {
             self.session = None;
             self.failed_resumes = 0;
         }
+
+        let attempt = self.attempts;
+        let give_up = !self.config.reconnect.allows(attempt);
+        let close_code = close.then_some(RESUMABLE_CLOSE);
+        let mut next = None;
+        if give_up {
+            self.decide(cause, Rule::AttemptCap, Outcome::Stop);
+        } else {
+            let delay =
+                delay.unwrap_or_else(|| self.config.reconnect.delay(attempt, &mut self.rng));
+            let at = self.now.saturating_add(delay);
+            let stale_after = self.config.session.stale_after;
+            let resume = self
+                .session
+                .as_ref()
+                .is_some_and(|s| !s.is_stale(at, stale_after));
+            self.decide(
+                cause,
+                rule,
+                Outcome::Reconnect {
+                    close: close_code,
+                    resume,
+                    at,
+                    attempt,
+                },
+            );
+            next = Some((delay, at, resume));
+        }
+        if close {
+            self.queue.push_back(Pending::Close(CloseFrame {
+                code: RESUMABLE_CLOSE,
+                reason: close_reason(reason),
+            }));
+        }
         self.timers.stop_all();
         self.heartbeat.reset();
         self.phase = Phase::Disconnected;
 
-        let attempt = self.attempts;
-        if !self.config.reconnect.allows(attempt) {
-            self.decide(cause, Rule::AttemptCap, Outcome::Stop);
+        let Some((delay, reconnect_at, resume)) = next else {
             self.stop_fatal(FatalReason::ReconnectAttemptsExhausted { attempts: attempt });
             return;
-        }
+        };
         self.attempts = attempt.saturating_add(1);
-        let delay = delay.unwrap_or_else(|| self.config.reconnect.delay(attempt, &mut self.rng));
-        let reconnect_at = self.now.saturating_add(delay);
-        let resume = self
-            .session
-            .as_ref()
-            .is_some_and(|s| !s.is_stale(reconnect_at, self.config.session.stale_after));
-        self.decide(
-            cause,
-            rule,
-            Outcome::Reconnect {
-                close,
-                resume,
-                at: reconnect_at,
-                attempt,
-            },
-        );
         self.push_event(Event::Disconnected(Disconnect {
             reason,
             resume,
@@ -351,14 +350,9 @@ impl GatewayMachine {
         }
     }
 
-    /// Stops for good with `reason`.
+    /// Stops for good with `reason`. The socket is already gone: fatal stops follow a
+    /// server close or a failed attempt.
     pub(crate) fn stop_fatal(&mut self, reason: FatalReason) {
-        if self.phase.has_open_socket() || self.phase == Phase::Connecting {
-            self.queue.push_back(Pending::Close(CloseFrame {
-                code: 1000,
-                reason: "fatal",
-            }));
-        }
         self.phase = Phase::Fatal(reason);
         self.timers.stop_all();
         self.held.clear();
