@@ -165,7 +165,8 @@ impl GatewayMachine {
     }
 
     /// READY or RESUMED: the session is live.
-    pub(crate) fn on_session_live(&mut self) {
+    /// Explains READY / RESUMED; called before their events are queued.
+    pub(crate) fn explain_session_live(&mut self) {
         let cause = if self.phase == Phase::Resuming {
             Cause::Resumed {
                 replayed: self.replayed,
@@ -174,6 +175,10 @@ impl GatewayMachine {
             Cause::Ready
         };
         self.decide(cause, Rule::SessionLive, Outcome::Live);
+    }
+
+    /// READY or RESUMED was reported: the session is live; held commands go out.
+    pub(crate) fn on_session_live(&mut self) {
         self.phase = Phase::Connected;
         self.attempts = 0;
         self.failed_resumes = 0;

@@ -201,6 +201,7 @@ impl GatewayMachine {
                     last_ack: self.now,
                 });
                 self.ready = Some(alloc::boxed::Box::new(info));
+                self.explain_session_live();
                 self.queue.push_back(Pending::Ready);
                 self.queue.push_back(Pending::Dispatch {
                     name,
@@ -218,6 +219,7 @@ impl GatewayMachine {
                     session.observe_sequence(sequence);
                 }
                 if resumed {
+                    self.explain_session_live();
                     self.push_event(Event::Resumed {
                         replayed: self.replayed,
                     });
