@@ -24,6 +24,8 @@ pub use output::{
     ProtocolError,
 };
 pub use protocol::commands::Command;
+pub use protocol::commands::{InvalidCommand, MAX_FRAME_BYTES};
 pub use protocol::intents::Intents;
 pub use protocol::opcode::OpCode;
+pub use protocol::snowflake::Snowflake;
 pub use time::Timestamp;
