@@ -13,6 +13,7 @@ pub mod config;
 pub mod inflate;
 pub mod output;
 pub mod protocol;
+pub mod ratelimit;
 pub(crate) mod rng;
 pub mod time;
 
@@ -28,4 +29,5 @@ pub use protocol::commands::{InvalidCommand, MAX_FRAME_BYTES};
 pub use protocol::intents::Intents;
 pub use protocol::opcode::OpCode;
 pub use protocol::snowflake::Snowflake;
+pub use ratelimit::RateLimiter;
 pub use time::Timestamp;
