@@ -15,6 +15,7 @@ pub mod output;
 pub mod protocol;
 pub mod ratelimit;
 pub(crate) mod rng;
+pub mod shard;
 pub mod time;
 
 pub use backoff::{Backoff, BackoffSchedule};
@@ -30,4 +31,5 @@ pub use protocol::intents::Intents;
 pub use protocol::opcode::OpCode;
 pub use protocol::snowflake::Snowflake;
 pub use ratelimit::RateLimiter;
+pub use shard::{shard_for_guild, GatewayBot, SessionStartLimit};
 pub use time::Timestamp;
