@@ -10,6 +10,7 @@ extern crate std;
 pub mod backoff;
 pub mod close_code;
 pub mod config;
+pub mod identify;
 pub mod inflate;
 pub mod output;
 pub mod protocol;
@@ -21,6 +22,7 @@ pub mod time;
 pub use backoff::{Backoff, BackoffSchedule};
 pub use close_code::{CloseAction, CloseCode};
 pub use config::{Compression, GatewayConfig, ShardId, Token};
+pub use identify::{IdentifyCoordinator, IdentifyOutput, IdentifyQueue};
 pub use output::{
     CloseFrame, Disconnect, DisconnectReason, Dispatch, Event, FatalReason, Frame, Output,
     ProtocolError,
