@@ -281,9 +281,9 @@ impl<C: IdentifyCoordinator> IdentifyQueue<C> {
         let mut from = 0u32;
         while let Some((&bucket, queue)) = self.queues.range(from..).next() {
             let ready = self.retry_at.get(&bucket).is_none_or(|&at| at <= now);
-            if ready && !queue.is_empty() {
+            if let (true, Some(&first)) = (ready, queue.first()) {
                 match self.coordinator.try_acquire(bucket, self.spacing, now) {
-                    Lease::Granted => return Some(self.grant(bucket)),
+                    Lease::Granted => return Some(self.grant(bucket, first)),
                     Lease::Busy { until } => {
                         // Never ask again at the same instant, even if the store is odd.
                         let until = until.max(now.saturating_add(Duration::from_millis(1)));
@@ -325,13 +325,13 @@ impl<C: IdentifyCoordinator> IdentifyQueue<C> {
             .min()
     }
 
-    fn grant(&mut self, bucket: u32) -> IdentifyOutput {
-        let queue = self.queues.get_mut(&bucket);
-        let (_, shard) = queue
-            .and_then(|q| q.pop_first())
-            .unwrap_or((self.now, ShardId::ONE));
-        if self.queues.get(&bucket).is_some_and(BTreeSet::is_empty) {
-            self.queues.remove(&bucket);
+    fn grant(&mut self, bucket: u32, entry: (Timestamp, ShardId)) -> IdentifyOutput {
+        let shard = entry.1;
+        if let Some(queue) = self.queues.get_mut(&bucket) {
+            queue.remove(&entry);
+            if queue.is_empty() {
+                self.queues.remove(&bucket);
+            }
         }
         self.waiting.remove(&shard);
         self.remaining -= 1;
