@@ -101,14 +101,17 @@ pub mod close_code;
 pub mod config;
 pub mod error;
 pub mod heartbeat;
+pub mod identify;
 pub mod inflate;
 mod machine;
 pub mod output;
 pub mod phase;
 pub mod protocol;
+pub mod ratelimit;
 pub mod record;
 pub(crate) mod rng;
 pub mod session;
+pub mod shard;
 pub mod time;
 pub mod trace;
 
@@ -117,14 +120,19 @@ pub use close_code::{CloseAction, CloseCode};
 pub use config::{Compression, GatewayConfig, ShardId, Token};
 pub use error::CommandError;
 pub use heartbeat::Latency;
-pub use machine::{GatewayMachine, Message, StartOptions, MAX_FRAME_BYTES};
+pub use identify::{IdentifyCoordinator, IdentifyOutput, IdentifyQueue};
+pub use machine::{GatewayMachine, Message, StartOptions};
 pub use output::{
     CloseFrame, Disconnect, DisconnectReason, Dispatch, Event, FatalReason, Frame, Output,
     ProtocolError,
 };
 pub use phase::Phase;
-pub use protocol::commands::Command;
+
+pub use protocol::commands::{Command, InvalidCommand, MAX_FRAME_BYTES};
 pub use protocol::intents::Intents;
 pub use protocol::opcode::OpCode;
+pub use protocol::snowflake::Snowflake;
+pub use ratelimit::RateLimiter;
 pub use session::Session;
+pub use shard::{shard_for_guild, GatewayBot, SessionStartLimit};
 pub use time::Timestamp;

@@ -19,7 +19,7 @@ use crate::heartbeat::{Heartbeat, Latency};
 use crate::inflate::Inflater;
 use crate::output::{CloseFrame, Output, ReadyInfo};
 use crate::phase::Phase;
-use crate::protocol::commands::Command;
+use crate::protocol::commands::{Command, MAX_FRAME_BYTES};
 use crate::protocol::opcode::OpCode;
 use crate::rng::Prng;
 use crate::session::Session;
@@ -27,9 +27,6 @@ use crate::time::{Timer, Timers, Timestamp};
 use crate::trace::{Cause, Decision, Outcome, Rule};
 
 use queue::Pending;
-
-/// The largest frame Discord accepts from a client, in bytes.
-pub const MAX_FRAME_BYTES: usize = 4096;
 
 /// One WebSocket data message from the gateway, as the driver received it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,4 +5,6 @@ pub mod envelope;
 pub mod intents;
 pub mod opcode;
 pub(crate) mod payloads;
+pub mod rate_limited;
+pub mod snowflake;
 pub mod url;
