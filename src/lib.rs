@@ -19,6 +19,8 @@ pub mod phase;
 pub mod protocol;
 pub(crate) mod rng;
 pub mod session;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 
 pub use backoff::{Backoff, BackoffSchedule};
