@@ -183,7 +183,11 @@ impl GatewayMachine {
             CloseAction::Identify => {
                 self.lose_connection(DisconnectReason::ServerClose(code), SessionFate::Drop, None)
             }
-            CloseAction::Fatal => self.stop_fatal(FatalReason::CloseCode(code)),
+            CloseAction::Fatal => {
+                // The server closed the socket: there is nothing left for the driver to close.
+                self.phase = Phase::Disconnected;
+                self.stop_fatal(FatalReason::CloseCode(code));
+            }
         }
     }
 
