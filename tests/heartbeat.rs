@@ -207,8 +207,7 @@ fn one_missed_ack_is_a_zombie_by_default_then_resume_at_the_resume_url() {
         .gateway()
         .received()
         .iter()
-        .filter(|f| f.connection == ConnectionId(1))
-        .last()
+        .rfind(|f| f.connection == ConnectionId(1))
         .unwrap();
     assert_eq!(last_on_1.time, beats_1[2]);
     assert_clean(&sim);

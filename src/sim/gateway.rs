@@ -1,28 +1,6 @@
 //! [`FakeGateway`]: a sans-IO fake Discord gateway server with scripted behaviour.
 //!
-//! The fake has the same shape as the machine: inputs carry a virtual `now`
-//! ([`handle_connect`](FakeGateway::handle_connect), [`handle_text`](FakeGateway::handle_text),
-//! [`handle_close`](FakeGateway::handle_close), [`handle_timeout`](FakeGateway::handle_timeout)),
-//! and what it decides comes out of [`poll_output`](FakeGateway::poll_output) as
-//! [`ServerOutput`]s, with [`poll_timeout`](FakeGateway::poll_timeout) naming its next
-//! deadline. It owns no socket and reads no clock, so the same logic can sit behind a
-//! virtual-time driver ([`SimDriver`](super::SimDriver)), a real loopback WebSocket server,
-//! a recorder or a fuzzer.
-//!
-//! What it does by default, like Discord: on a connection, send Hello; on Identify, start a
-//! session and send READY (with a distinct `resume_gateway_url`); on Resume of a known
-//! session, replay the dispatches the client missed, in order, then send RESUMED (op 9
-//! `false` for an unknown or invalidated session or a sequence from the future); ACK every
-//! heartbeat. Knobs in [`FakeGatewayConfig`] and a [`Script`](ScriptStep) of
-//! [`ScriptAction`]s change that: ACK delays and missed ACKs, op 1 / 7 / 9 at a time or after
-//! an event, closes with any code, dispatch streams, refused or hanging connections, a Hello
-//! that never comes.
-//!
-//! It also checks what the client sends (payload shapes, Resume or Identify before Hello,
-//! the heartbeat's `d`, commands before authentication, frame size, rate limit, the URL's
-//! query) and records every violation ([`violations`](FakeGateway::violations)) and every
-//! frame received with its time ([`received`](FakeGateway::received)), with the token
-//! redacted.
+//! The scenario tests and the demos share this logic; see [`FakeGateway`].
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
@@ -479,7 +457,31 @@ enum Happening {
     Heartbeat(ConnectionId, u32),
 }
 
-/// A sans-IO fake Discord gateway server. See the [module docs](self).
+/// A sans-IO fake Discord gateway server.
+///
+/// The fake has the same shape as the machine: inputs carry a virtual `now`
+/// ([`handle_connect`](FakeGateway::handle_connect), [`handle_text`](FakeGateway::handle_text),
+/// [`handle_close`](FakeGateway::handle_close), [`handle_timeout`](FakeGateway::handle_timeout)),
+/// and what it decides comes out of [`poll_output`](FakeGateway::poll_output) as
+/// [`ServerOutput`]s, with [`poll_timeout`](FakeGateway::poll_timeout) naming its next
+/// deadline. It owns no socket and reads no clock, so the same logic can sit behind a
+/// virtual-time driver ([`SimDriver`](super::SimDriver)), a real loopback WebSocket server,
+/// a recorder or a fuzzer.
+///
+/// What it does by default, like Discord: on a connection, send Hello; on Identify, start a
+/// session and send READY (with a distinct `resume_gateway_url`); on Resume of a known
+/// session, replay the dispatches the client missed, in order, then send RESUMED (op 9
+/// `false` for an unknown or invalidated session or a sequence from the future); ACK every
+/// heartbeat. Knobs in [`FakeGatewayConfig`] and a [`Script`](ScriptStep) of
+/// [`ScriptAction`]s change that: ACK delays and missed ACKs, op 1 / 7 / 9 at a time or after
+/// an event, closes with any code, dispatch streams, refused or hanging connections, a Hello
+/// that never comes.
+///
+/// It also checks what the client sends (payload shapes, Resume or Identify before Hello,
+/// the heartbeat's `d`, commands before authentication, frame size, rate limit, the URL's
+/// query) and records every violation ([`violations`](FakeGateway::violations)) and every
+/// frame received with its time ([`received`](FakeGateway::received)), with the token
+/// redacted.
 ///
 /// # Methods
 /// - **Inputs**: [`handle_connect`](Self::handle_connect), [`handle_text`](Self::handle_text),

@@ -59,14 +59,14 @@ pub fn at(d: Duration) -> Timestamp {
 
 /// Runs until READY has been reported; returns its time.
 pub fn run_to_ready(sim: &mut SimDriver) -> Timestamp {
-    let limit = sim.now().saturating_add(secs(600));
+    let limit = sim.now().saturating_add(secs(3_600));
     sim.run_until_event(limit, |e| matches!(e, SimEvent::Other(Event::Ready(_))))
         .unwrap_or_else(|| panic!("no READY\n{}", sim.trace()))
 }
 
 /// Runs until RESUMED has been reported; returns its time.
 pub fn run_to_resumed(sim: &mut SimDriver) -> Timestamp {
-    let limit = sim.now().saturating_add(secs(600));
+    let limit = sim.now().saturating_add(secs(3_600));
     sim.run_until_event(limit, |e| {
         matches!(e, SimEvent::Other(Event::Resumed { .. }))
     })
