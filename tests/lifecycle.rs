@@ -334,3 +334,25 @@ fn dispatch_stream_arrives_in_order_with_sequences() {
         .events()
         .all(|(_, e)| !matches!(e, SimEvent::Other(Event::ProtocolError(_)))));
 }
+
+#[cfg(feature = "zlib-stream")]
+#[test]
+fn resumes_keep_the_compress_parameter() {
+    use discord_gateway_proto::Compression;
+    let mut sim = SimDriver::new(
+        config().with_compression(Compression::ZlibStream),
+        3,
+        gateway(),
+    )
+    .unwrap();
+    sim.gateway_mut().at(at_ms(20_000), ScriptAction::Reconnect);
+    sim.run_until(at_ms(20_000));
+    let urls: Vec<_> = sim.trace().connects().map(|(_, u)| u.to_string()).collect();
+    assert_eq!(
+        urls,
+        [
+            "wss://gateway.sim/?v=10&encoding=json&compress=zlib-stream",
+            "wss://resume.sim/?v=10&encoding=json&compress=zlib-stream"
+        ]
+    );
+}
