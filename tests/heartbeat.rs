@@ -360,3 +360,29 @@ fn time_going_backwards_is_clamped() {
     assert!(disconnects(&sim).is_empty());
     assert_eq!(sim.machine().phase(), Phase::Connected);
 }
+
+#[test]
+fn op1_before_hello_is_out_of_phase_and_causes_no_false_zombie() {
+    let mut sim = sim_with(
+        FakeGatewayConfig {
+            hello_delay: Some(secs(5)),
+            ..gateway_config()
+        },
+        1,
+    );
+    sim.gateway_mut()
+        .at(at_ms(1_000), ScriptAction::RequestHeartbeat);
+    sim.run_until(at_ms(200_000));
+    assert_eq!(
+        protocol_errors(&sim),
+        [discord_gateway_proto::ProtocolError::OutOfPhase(
+            OpCode::Heartbeat,
+            "awaiting hello"
+        )]
+    );
+    // Nothing is sent before Hello, and the connection stays up.
+    assert_eq!(sim.trace().client_frames().next().unwrap().0, at_ms(5_000));
+    assert!(disconnects(&sim).is_empty(), "{}", sim.trace());
+    assert_eq!(sim.trace().connects().count(), 1);
+    assert_clean(&sim);
+}
