@@ -7,7 +7,7 @@
 //!
 //! | [`Compression`] | backend | what one [`feed`](Decompressor::feed) gets |
 //! |---|---|---|
-//! | `ZlibStream` | flate2 on zlib-rs (pure Rust) | a piece of a message; a message ends with `00 00 ff ff` |
+//! | `ZlibStream` | flate2 on zlib-rs (pure Rust) | a message or a piece; it ends in `00 00 ff ff` |
 //! | `Payload` | flate2 on zlib-rs (pure Rust) | one complete, standalone zlib stream |
 //! | `ZstdStream` | libzstd through zstd-safe | one message, part of a frame that never ends |
 //!
@@ -15,10 +15,12 @@
 //! Everything a peer sends is bounded by [`Limits`]:
 //! - a message that would decompress to more than [`Limits::max_message_size`] bytes fails
 //!   with [`InflateError::MessageTooLarge`] as soon as the limit is crossed: output stops
-//!   there, and the output buffer never grows past the limit plus one byte (a decompression
-//!   bomb costs at most that much memory);
-//! - compressed zlib-stream bytes buffered for a message that has not ended yet may not exceed
-//!   [`Limits::max_buffered_compressed`] ([`InflateError::BufferTooLarge`]);
+//!   there, and the decompressor never grows the output buffer past the limit plus one byte
+//!   (a decompression bomb costs at most that much memory);
+//! - a zlib-stream message that arrives in pieces is buffered, and all its pieces together may
+//!   not exceed [`Limits::max_buffered_compressed`] compressed bytes
+//!   ([`InflateError::BufferTooLarge`]); a message that arrives whole is never buffered, so
+//!   that limit does not apply to it;
 //! - corrupt data fails with [`InflateError::Corrupt`].
 //!
 //! Nothing panics. After an error the stream is unusable: call [`reset`](Decompressor::reset)
@@ -109,7 +111,7 @@ enum Backend {
 
 impl Decompressor {
     /// A decompressor for `compression`, bounded by `limits` (see the [module docs](self)).
-    /// It allocates nothing until the first message, except the zstd context.
+    /// Allocates the decompression context; buffers come with the first messages.
     pub fn new(compression: Compression, limits: &Limits) -> Self {
         let backend = match compression {
             Compression::None => Backend::None,
@@ -176,9 +178,9 @@ impl Decompressor {
     /// Heap bytes held by the decompressor state and its buffers, not counting the caller's
     /// output `Vec`.
     ///
-    /// - zlib: a measured constant (46.4 KiB) for the zlib-rs inflate state with its 32 KiB window (held
-    ///   from the first message on), plus the capacity of the buffer for messages that arrive
-    ///   in pieces;
+    /// - zlib: a measured constant (46.4 KiB) for the zlib-rs inflate state with its 32 KiB
+    ///   window (held from the first message on), plus the capacity of the buffer for messages
+    ///   that arrive in pieces;
     /// - zstd: what libzstd reports for its context (`ZSTD_sizeof_DCtx`), which includes the
     ///   window and block buffers sized by the frame header (at most 128 MiB + 128 KiB).
     pub fn heap_bytes(&self) -> usize {
