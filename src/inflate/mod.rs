@@ -216,6 +216,13 @@ fn grow_output(out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
 mod tests {
     use super::*;
 
+    /// Machines move between threads (one task per shard), and their decompressor with them.
+    #[test]
+    fn decompressor_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Decompressor>();
+    }
+
     #[test]
     fn uncompressed_connection_rejects_binary() {
         let mut d = Decompressor::new(Compression::None, &Limits::default());

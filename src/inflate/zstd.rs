@@ -4,7 +4,9 @@
 //! flushes (ends a block) after every message and the next message continues the same frame,
 //! with back-references into the window of earlier messages. So the context is kept across
 //! messages and each message is decompressed until all of its bytes are consumed and the
-//! decoder has flushed everything it can.
+//! decoder has flushed everything it can. (This relies on Discord's one gateway message per
+//! WebSocket message: a WebSocket message holding only part of one would come out as the part
+//! its complete blocks decode to.)
 //!
 //! # Why not the pure-Rust ruzstd
 //! ruzstd's `FrameDecoder` (0.9) only releases decoded bytes beyond the last `window_size`
