@@ -112,6 +112,11 @@ impl GatewayMachine {
                 _ => self.malformed(OpCode::Dispatch),
             },
             Some(OpCode::Hello) => self.on_hello(data),
+            // Before Hello there is no heartbeat yet: a beat then would be answered by an
+            // ACK that is itself out of phase, leaving the beat unanswered.
+            Some(OpCode::Heartbeat) if !self.phase.after_hello() => {
+                self.out_of_phase(OpCode::Heartbeat)
+            }
             Some(OpCode::Heartbeat) => self.on_beat_requested(),
             Some(OpCode::HeartbeatAck) => self.on_ack(),
             Some(OpCode::Reconnect) => self.end_connection(
@@ -176,7 +181,11 @@ impl GatewayMachine {
         }
         // Anything but a literal `true` is treated as not resumable: identifying anew is
         // always safe, resuming a dead session is not.
-        let resumable = data.is_some_and(|d| self.rx[d].trim() == "true");
+        let flag = data.map(|d| self.rx[d].trim());
+        let resumable = flag == Some("true");
+        if flag != Some("false") && !resumable {
+            self.malformed(OpCode::InvalidSession);
+        }
         self.push_event(Event::InvalidSession { resumable });
         let reason = DisconnectReason::InvalidSession { resumable };
         if resumable {
