@@ -1251,3 +1251,198 @@ pub fn replay_recording(data: &[u8]) {
         }
     }
 }
+
+// ===================================================================================
+// 4. The inflaters (zlib-stream, payload, zstd-stream).
+// ===================================================================================
+
+/// The compressions built in, in a fixed order.
+#[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
+fn compressions() -> Vec<discord_gateway_proto::Compression> {
+    #[allow(unused_mut)]
+    let mut all = Vec::new();
+    #[cfg(feature = "zlib-stream")]
+    all.extend([
+        discord_gateway_proto::Compression::ZlibStream,
+        discord_gateway_proto::Compression::Payload,
+    ]);
+    #[cfg(feature = "zstd-stream")]
+    all.push(discord_gateway_proto::Compression::ZstdStream);
+    all
+}
+
+/// Splits `data` into messages, each prefixed by a one-byte length (a length past the end
+/// takes the rest).
+#[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
+fn split_messages(mut data: &[u8]) -> Vec<&[u8]> {
+    let mut messages = Vec::new();
+    while let Some((&len, rest)) = data.split_first() {
+        let len = usize::from(len).min(rest.len());
+        messages.push(&rest[..len]);
+        data = &rest[len..];
+    }
+    messages
+}
+
+/// Compresses `messages` as the gateway does for `compression`: one zlib stream with a sync
+/// flush per message, one standalone zlib stream per message, or one zstd frame that never
+/// ends, flushed per message.
+#[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
+fn compress(compression: discord_gateway_proto::Compression, messages: &[&[u8]]) -> Vec<Vec<u8>> {
+    use discord_gateway_proto::Compression;
+    use std::io::Write;
+    match compression {
+        #[cfg(feature = "zlib-stream")]
+        Compression::ZlibStream => {
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            messages
+                .iter()
+                .map(|m| {
+                    encoder.write_all(m).expect("compress");
+                    encoder.flush().expect("sync flush");
+                    std::mem::take(encoder.get_mut())
+                })
+                .collect()
+        }
+        #[cfg(feature = "zlib-stream")]
+        Compression::Payload => messages
+            .iter()
+            .map(|m| {
+                let mut encoder =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder.write_all(m).expect("compress");
+                encoder.finish().expect("finish")
+            })
+            .collect(),
+        #[cfg(feature = "zstd-stream")]
+        Compression::ZstdStream => {
+            let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
+            messages
+                .iter()
+                .map(|m| {
+                    encoder.write_all(m).expect("compress");
+                    encoder.flush().expect("flush");
+                    std::mem::take(encoder.get_mut())
+                })
+                .collect()
+        }
+        Compression::None => unreachable!("not a compression"),
+    }
+}
+
+/// Target `inflate`. The first byte picks the compression, the limits and the mode; the
+/// rest is split into messages ([`split_messages`]).
+/// - raw mode: each message is fed to a [`Decompressor`](discord_gateway_proto::inflate::Decompressor)
+///   as compressed bytes; it must not panic, an `Ok(true)` message is at most
+///   `max_message_size` bytes, the output buffer never grows past `max_message_size + 1`
+///   bytes of capacity, `Ok(false)` leaves it empty, and the decompressor's own memory stays
+///   bounded (zlib: its state plus at most twice `max_buffered_compressed`; zstd: libzstd's
+///   128 MiB window cap). After an error it is reset, as the machine does.
+/// - round-trip mode: the messages are compressed as the gateway does and must come back
+///   byte for byte, or fail with `MessageTooLarge` exactly when over the limit.
+/// - machine mode: the raw messages go to a connected machine with that compression as
+///   binary WebSocket messages; besides the machine checks of the `machine` target's drain,
+///   `heap_bytes` stays within the same bounds plus the received-message buffer.
+#[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
+pub fn inflate(data: &[u8]) {
+    use discord_gateway_proto::inflate::{Decompressor, InflateError};
+    use discord_gateway_proto::Compression;
+
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let all = compressions();
+    let compression = all[usize::from(mode & 3) % all.len()];
+    let max_message_size = [0, 16, 1000, 70_000][usize::from(mode >> 2) & 3];
+    let max_buffered_compressed = [0, 64, 4096, 1 << 20][usize::from(mode >> 4) & 3];
+    let limits = Limits {
+        command_queue: 1,
+        max_message_size,
+        max_buffered_compressed,
+    };
+    /// The zlib-rs inflate state with its window (46.4 KiB measured), rounded up.
+    const ZLIB_STATE: usize = 64 * 1024;
+    /// libzstd's context with a 128 MiB window and its block buffers, rounded up.
+    const ZSTD_MAX: usize = 129 * 1024 * 1024;
+    let decompressor_bound = match compression {
+        Compression::ZstdStream => ZSTD_MAX,
+        _ => ZLIB_STATE + 2 * max_buffered_compressed,
+    };
+    let messages = split_messages(rest);
+    match mode >> 6 {
+        0 | 1 => {
+            let mut d = Decompressor::new(compression, &limits);
+            let mut out = Vec::new();
+            for message in messages {
+                let result = d.feed(message, &mut out);
+                assert!(
+                    out.capacity() <= max_message_size + 1,
+                    "output capacity {} over the limit {max_message_size}",
+                    out.capacity()
+                );
+                match result {
+                    Ok(true) => assert!(out.len() <= max_message_size),
+                    Ok(false) => assert!(out.is_empty(), "Ok(false) with output"),
+                    Err(InflateError::NotCompressed) => panic!("compression is on"),
+                    Err(_) => d.reset(),
+                }
+                assert!(
+                    d.heap_bytes() <= decompressor_bound,
+                    "decompressor holds {} bytes",
+                    d.heap_bytes()
+                );
+            }
+        }
+        2 => {
+            let mut d = Decompressor::new(compression, &limits);
+            let mut out = Vec::new();
+            for (message, compressed) in messages.iter().zip(compress(compression, &messages)) {
+                let result = d.feed(&compressed, &mut out);
+                if message.len() > max_message_size {
+                    assert_eq!(
+                        result,
+                        Err(InflateError::MessageTooLarge {
+                            limit: max_message_size
+                        })
+                    );
+                    // The stream is broken after an error: start over, as the machine does.
+                    return;
+                }
+                match result {
+                    Ok(true) => assert_eq!(&out[..], *message, "round trip"),
+                    // zstd: a message that decompressed to nothing is not a message.
+                    Ok(false) => assert!(message.is_empty() && out.is_empty()),
+                    Err(error) => panic!("{error} for a valid message of {}", message.len()),
+                }
+            }
+        }
+        _ => {
+            let config = GatewayConfig::new(Token::new("fuzz-token"), Intents::GUILDS)
+                .with_gateway_url("ws://127.0.0.1:9/gateway")
+                .with_compression(compression)
+                .with_limits(limits);
+            let now = Timestamp::from_secs(1);
+            let machine = GatewayMachine::with_options(config, StartOptions::default(), 1, now)
+                .expect("valid config");
+            let mut run = Run {
+                machine,
+                checker: Checker::new(false),
+                now,
+                seq: 0,
+                verbose: false,
+            };
+            run.drain();
+            run.step(Step::Connected(Delta::Zero));
+            for message in messages {
+                run.step(Step::Binary(Delta::Millis(1), message.to_vec()));
+                let bound = decompressor_bound + 2 * (max_message_size + 1) + 64 * 1024;
+                assert!(
+                    run.machine.heap_bytes() <= bound,
+                    "machine holds {} bytes",
+                    run.machine.heap_bytes()
+                );
+            }
+        }
+    }
+}
