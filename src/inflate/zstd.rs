@@ -71,6 +71,13 @@ impl ZstdInflater {
 
     /// `out` is empty.
     pub(super) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<bool, InflateError> {
+        if input.is_empty() {
+            // Nothing to decode, and nothing pending (every feed flushes all it can). libzstd
+            // counts calls without progress and fails the stream after 16 in a row, so an
+            // empty message must not reach it: 16 empty binary messages would break a healthy
+            // connection.
+            return Ok(false);
+        }
         let limit = self.max_message_size;
         let mut input = InBuffer::around(input);
         loop {
@@ -145,6 +152,22 @@ mod tests {
         let frames = zstd_stream(&[b"new connection"]);
         assert_eq!(d.feed(&frames[0], &mut out), Ok(true));
         assert_eq!(out, b"new connection");
+    }
+
+    /// Found by the `inflate` fuzz target: libzstd fails a stream after 16 calls in a row
+    /// that make no progress, so 16 empty binary messages used to break the connection.
+    #[test]
+    fn empty_messages_do_not_break_the_stream() {
+        let frames = zstd_stream(&[b"before", b"after"]);
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut out = Vec::new();
+        assert_eq!(d.feed(&frames[0], &mut out), Ok(true));
+        for _ in 0..100 {
+            assert_eq!(d.feed(&[], &mut out), Ok(false));
+            assert!(out.is_empty());
+        }
+        assert_eq!(d.feed(&frames[1], &mut out), Ok(true));
+        assert_eq!(out, b"after");
     }
 
     #[test]
