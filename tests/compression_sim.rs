@@ -13,12 +13,14 @@ use discord_gateway_proto::{
 };
 
 fn modes() -> Vec<(Compression, &'static str)> {
-    let mut modes = Vec::new();
-    #[cfg(feature = "zlib-stream")]
-    modes.push((Compression::ZlibStream, "compress=zlib-stream"));
-    #[cfg(feature = "zstd-stream")]
-    modes.push((Compression::ZstdStream, "compress=zstd-stream"));
-    modes
+    [
+        #[cfg(feature = "zlib-stream")]
+        (Compression::ZlibStream, "compress=zlib-stream"),
+        #[cfg(feature = "zstd-stream")]
+        (Compression::ZstdStream, "compress=zstd-stream"),
+    ]
+    .into_iter()
+    .collect()
 }
 
 fn binary_messages(sim: &SimDriver) -> usize {
