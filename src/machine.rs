@@ -21,6 +21,7 @@ use crate::output::{CloseFrame, Output, ReadyInfo};
 use crate::phase::Phase;
 use crate::protocol::commands::{Command, MAX_FRAME_BYTES};
 use crate::protocol::opcode::OpCode;
+use crate::ratelimit::RateLimiter;
 use crate::rng::Prng;
 use crate::session::Session;
 use crate::time::{Timer, Timers, Timestamp};
@@ -101,6 +102,10 @@ pub struct GatewayMachine {
     /// A dispatch copied out of `rx` because the driver did not drain before the next message.
     pub(crate) spilled: Option<crate::output::OwnedDispatch>,
     pub(crate) inflater: Inflater,
+    /// The 120-per-60-s send budget of the current connection.
+    pub(crate) limiter: RateLimiter,
+    /// When the last op-1 request was answered (answers are coalesced in a storm).
+    pub(crate) last_requested_beat: Option<Timestamp>,
     /// Whether decisions are reported as events.
     pub(crate) trace: bool,
 }
@@ -165,6 +170,8 @@ impl GatewayMachine {
             tx: String::new(),
             spilled: None,
             inflater,
+            limiter: RateLimiter::new(),
+            last_requested_beat: None,
             trace: false,
         };
         machine.start_connect();
@@ -223,9 +230,31 @@ impl GatewayMachine {
         self.attempts
     }
 
-    /// Commands waiting to be sent.
+    /// Commands waiting to be sent (for READY / RESUMED or for a rate-limit slot).
     pub fn queued_commands(&self) -> usize {
         self.held.len()
+    }
+
+    /// How many commands could be sent right now without waiting, as of the latest time
+    /// seen (0 before READY / RESUMED).
+    pub fn available_commands(&self) -> u32 {
+        if self.phase != Phase::Connected {
+            return 0;
+        }
+        self.limiter
+            .available_commands(self.now)
+            .saturating_sub(self.held.len() as u32)
+    }
+
+    /// When the rate limiter frees the next command slot on this connection (the latest time
+    /// seen if one is free now; `None` before Hello).
+    pub fn next_command_slot(&self) -> Option<Timestamp> {
+        self.limiter.next_command_slot(self.now)
+    }
+
+    /// Frames sent on this connection in the current 60 s window, every kind counted.
+    pub fn sent_in_window(&self) -> u32 {
+        self.limiter.sent_in_window(self.now)
     }
 
     /// Heap bytes this machine holds (buffers, queues, session, decompressor), excluding the
@@ -324,7 +353,10 @@ impl GatewayMachine {
                 limit: MAX_FRAME_BYTES,
             });
         }
-        if self.phase == Phase::Connected && self.held.is_empty() {
+        if self.phase == Phase::Connected
+            && self.held.is_empty()
+            && self.limiter.try_acquire_command(self.now)
+        {
             self.queue.push_back(Pending::Send { opcode, text });
             return Ok(());
         }
@@ -333,6 +365,9 @@ impl GatewayMachine {
             return Err(CommandError::QueueFull { capacity });
         }
         self.held.push_back((opcode, text));
+        if self.phase == Phase::Connected {
+            self.schedule_held();
+        }
         Ok(())
     }
 

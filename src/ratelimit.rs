@@ -155,6 +155,11 @@ impl RateLimiter {
         }
     }
 
+    /// Sends of every kind counted against the window at `now`.
+    pub fn sent_in_window(&self, now: Timestamp) -> u32 {
+        self.live_at(now)
+    }
+
     /// How many commands could be sent at `now`, back to back.
     pub fn available_commands(&self, now: Timestamp) -> u32 {
         MAX_SENDS

@@ -94,6 +94,8 @@ pub enum Rule {
     HeartbeatSchedule,
     /// op 1 is answered with a beat at once.
     AnswerHeartbeatRequest,
+    /// op-1 requests in a storm are coalesced, keeping the rate limit for scheduled beats.
+    CoalesceHeartbeatRequests,
     /// A beat not acknowledged before the next one means a zombie connection.
     ZombieVerdict,
     /// READY / RESUMED: the session is live, backoff and breaker reset.
@@ -136,6 +138,9 @@ impl Rule {
             Rule::IdentifyAutoGranted => "new session: identify (auto-granted)",
             Rule::HeartbeatSchedule => "first beat after interval × jitter, then every interval",
             Rule::AnswerHeartbeatRequest => "op 1: beat at once",
+            Rule::CoalesceHeartbeatRequests => {
+                "op-1 storm: a beat went out just now or the window is nearly full"
+            }
             Rule::ZombieVerdict => "no ACK between two beats: zombie connection",
             Rule::SessionLive => "session live: backoff and resume breaker reset",
             Rule::CloseCodeResume => "close code allows resuming",
@@ -199,6 +204,8 @@ pub enum Outcome {
         /// Which attempt in a row it is (0 after a healthy connection).
         attempt: u32,
     },
+    /// Nothing to do.
+    Ignore,
     /// Stop for good.
     Stop,
 }
@@ -261,6 +268,7 @@ impl fmt::Display for Outcome {
                 let what = if *resume { "resume" } else { "identify" };
                 write!(f, "reconnect at {at} to {what} (attempt {attempt})")
             }
+            Outcome::Ignore => f.write_str("nothing sent"),
             Outcome::Stop => f.write_str("stop"),
         }
     }

@@ -19,6 +19,12 @@ use crate::trace::{Cause, Outcome, Rule};
 /// but 1000/1001 keeps the session.
 pub(crate) const RESUMABLE_CLOSE: u16 = 4000;
 
+/// The least time between two answers to op-1 heartbeat requests.
+pub const OP1_MIN_SPACING: Duration = Duration::from_secs(1);
+
+/// Window slots an op-1 answer must leave free for scheduled beats.
+const SCHEDULED_BEAT_MARGIN: u32 = 3;
+
 /// What happens to the session when a connection ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SessionFate {
@@ -65,6 +71,8 @@ impl GatewayMachine {
         self.decide(Cause::ConnectDue, rule, outcome);
         self.inflater.reset();
         self.heartbeat.reset();
+        self.limiter.reset(now);
+        self.last_requested_beat = None;
         self.replayed = 0;
         self.phase = Phase::Connecting;
         self.timers.stop_all();
@@ -84,6 +92,7 @@ impl GatewayMachine {
                 .start(Duration::from_millis(interval_ms), jitter, now);
         self.timers.stop(Timer::Hello);
         self.timers.set(Timer::Heartbeat, first_beat);
+        self.limiter.set_heartbeat_interval(interval);
         self.push_event(Event::Hello {
             heartbeat_interval: interval,
         });
@@ -121,18 +130,37 @@ impl GatewayMachine {
         }
     }
 
-    /// op 1: beat now, leaving the schedule as it is.
+    /// op 1: beat now, leaving the schedule as it is. In a storm of requests, answers are
+    /// coalesced (at most one per [`OP1_MIN_SPACING`], and never into the slots scheduled
+    /// beats need), so a hostile or buggy server cannot exhaust the rate limit.
     pub(crate) fn on_beat_requested(&mut self) {
+        let now = self.now;
         let next = self.timers.get(Timer::Heartbeat);
+        let too_soon = self
+            .last_requested_beat
+            .is_some_and(|last| now.saturating_duration_since(last) < OP1_MIN_SPACING);
+        let budget_left =
+            self.limiter.sent_in_window(now) + SCHEDULED_BEAT_MARGIN < crate::ratelimit::MAX_SENDS;
+        if too_soon || !budget_left {
+            self.decide(
+                Cause::BeatRequested,
+                Rule::CoalesceHeartbeatRequests,
+                Outcome::Ignore,
+            );
+            return;
+        }
         self.decide(
             Cause::BeatRequested,
             Rule::AnswerHeartbeatRequest,
             Outcome::Beat { next },
         );
+        self.last_requested_beat = Some(now);
         self.send_heartbeat();
     }
 
     pub(crate) fn send_identify(&mut self) {
+        // The first frame of a fresh window: the reserve always has room for it.
+        self.limiter.try_acquire_heartbeat(self.now);
         let text = payloads::identify(&self.config, self.shard);
         self.queue.push_back(Pending::Send {
             opcode: OpCode::Identify,
@@ -148,6 +176,7 @@ impl GatewayMachine {
     fn send_resume(&mut self) {
         let Some(session) = &self.session else { return };
         let text = payloads::resume(&self.config, &session.id, Some(session.sequence));
+        self.limiter.try_acquire_heartbeat(self.now);
         self.queue.push_back(Pending::Send {
             opcode: OpCode::Resume,
             text,
@@ -160,6 +189,8 @@ impl GatewayMachine {
     }
 
     pub(crate) fn send_heartbeat(&mut self) {
+        // Scheduled beats always go: the reserve and the op-1 coalescing keep room for them.
+        self.limiter.try_acquire_heartbeat(self.now);
         self.heartbeat.on_sent(self.now);
         self.queue.push_back(Pending::Heartbeat);
     }
@@ -186,8 +217,30 @@ impl GatewayMachine {
         if let Some(session) = &mut self.session {
             session.last_ack = self.now;
         }
-        while let Some((opcode, text)) = self.held.pop_front() {
-            self.queue.push_back(Pending::Send { opcode, text });
+        self.flush_held();
+    }
+
+    /// Sends held commands while the rate limiter has slots; arms the command timer for
+    /// the rest.
+    pub(crate) fn flush_held(&mut self) {
+        while !self.held.is_empty() && self.limiter.try_acquire_command(self.now) {
+            if let Some((opcode, text)) = self.held.pop_front() {
+                self.queue.push_back(Pending::Send { opcode, text });
+            }
+        }
+        self.schedule_held();
+    }
+
+    /// Arms the command timer for when the next slot frees, if commands are waiting.
+    pub(crate) fn schedule_held(&mut self) {
+        if self.held.is_empty() {
+            self.timers.stop(Timer::CommandQueue);
+            return;
+        }
+        if let Some(at) = self.limiter.next_command_slot(self.now) {
+            // Strictly later than now, so a driver never spins on the same instant.
+            let at = at.max(self.now.saturating_add(Duration::from_millis(1)));
+            self.timers.set(Timer::CommandQueue, at);
         }
     }
 
@@ -204,6 +257,7 @@ impl GatewayMachine {
             }
             Timer::Heartbeat if self.phase.after_hello() => self.on_beat_due(deadline),
             Timer::Reconnect if self.phase == Phase::Disconnected => self.start_connect(),
+            Timer::CommandQueue if self.phase == Phase::Connected => self.flush_held(),
             // A timer left over from a phase that has passed.
             _ => {}
         }

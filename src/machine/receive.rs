@@ -6,10 +6,12 @@ use super::lifecycle::SessionFate;
 use super::queue::Pending;
 use super::ready::{parse_hello, parse_ready};
 use super::{GatewayMachine, Message};
+use crate::output::RateLimited;
 use crate::output::{DisconnectReason, Event, ProtocolError};
 use crate::phase::Phase;
 use crate::protocol::envelope::read_envelope;
 use crate::protocol::opcode::OpCode;
+use crate::protocol::rate_limited::RATE_LIMITED_EVENT;
 use crate::session::Session;
 
 /// Byte range of `part` inside `whole` (`part` must be a subslice of `whole`).
@@ -223,6 +225,11 @@ impl GatewayMachine {
                     self.push_event(Event::Resumed {
                         replayed: self.replayed,
                     });
+                } else if event_name == RATE_LIMITED_EVENT {
+                    match RateLimited::parse(&self.rx[data.clone()]) {
+                        Some(limited) => self.push_event(Event::RateLimited(limited)),
+                        None => self.malformed(OpCode::Dispatch),
+                    }
                 }
                 self.queue.push_back(Pending::Dispatch {
                     name,
