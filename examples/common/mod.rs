@@ -27,6 +27,7 @@ use discord_gateway_proto::{
 use discord_gateway_proto::{Session, ShardId};
 use serde::{Deserialize, Serialize};
 
+#[allow(unused_imports)] // not every binary reads settings
 pub use settings::Settings;
 
 /// What a driver's control channel carries: commands typed by the user, and the stop signal
