@@ -183,21 +183,22 @@ pub fn save_session(path: &Path, session: Option<&Session>, now: Timestamp) -> R
         .map_err(|e| format!("cannot write the session file {}: {e}", path.display()))
 }
 
-/// Where printed lines go: stdout for the examples, a shared buffer in tests.
-pub type Sink = Box<dyn FnMut(&str) + Send>;
+/// Where printed lines go (with the time they happened): stdout for the examples, a shared
+/// buffer in tests.
+pub type Sink = Box<dyn FnMut(Timestamp, &str) + Send>;
 
-/// A sink that prints to stdout.
+/// A sink that prints `time  text` to stdout.
 pub fn stdout_sink() -> Sink {
-    Box::new(|line| println!("{line}"))
+    Box::new(|t, line| println!("{t:>10}  {line}"))
 }
 
 /// A sink that collects lines (for tests), and the handle to read them.
 pub fn collecting_sink() -> (Sink, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let writer = lines.clone();
-    let sink = Box::new(move |line: &str| {
+    let sink = Box::new(move |t: Timestamp, line: &str| {
         if let Ok(mut lines) = writer.lock() {
-            lines.push(line.to_string());
+            lines.push(format!("{t:>10}  {line}"));
         }
     });
     (sink, lines)
@@ -221,6 +222,8 @@ pub struct CoreOptions {
     pub trace: bool,
     /// Per-bucket identify spacing of the queue (5 s in production).
     pub identify_spacing: Duration,
+    /// The clock (a new one starting now if `None`; a restored session shifts it).
+    pub clock: Option<Clock>,
 }
 
 impl CoreOptions {
@@ -235,6 +238,7 @@ impl CoreOptions {
             record: None,
             trace: false,
             identify_spacing: discord_gateway_proto::identify::IDENTIFY_INTERVAL,
+            clock: None,
         }
     }
 }
@@ -299,7 +303,7 @@ impl DriverCore {
             shard: Some(options.shard),
             session: None,
         };
-        let mut clock = Clock::new();
+        let mut clock = options.clock.unwrap_or_default();
         let mut restored = None;
         if let Some(path) = &options.session_file {
             if let Some((session, age)) = load_session(path)? {
@@ -520,7 +524,7 @@ impl DriverCore {
     /// Prints one line, prefixed with the time.
     pub fn print(&mut self, text: &str) {
         let t = self.clock.now();
-        (self.sink)(&format!("{t:>10}  {text}"));
+        (self.sink)(t, text);
     }
 
     /// Drains the machine (and the identify queue, which may grant) until both wait.
@@ -559,7 +563,7 @@ impl DriverCore {
                         describe_event(&event)
                     }
                 };
-                (self.sink)(&format!("{now:>10}  {line}"));
+                (self.sink)(now, &line);
             }
             self.write_recording();
             let now = self.clock.now();

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::common::{Action, Control, DriverCore, Summary, CLOSE_GRACE, SEND_TIMEOUT};
+use crate::common::{Action, Control, DriverCore, Settings, Summary, CLOSE_GRACE, SEND_TIMEOUT};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Connecting = Pin<Box<dyn Future<Output = Result<Ws, String>> + Send>>;
@@ -153,4 +153,56 @@ pub async fn run(mut core: DriverCore, mut control: mpsc::UnboundedReceiver<Cont
         let _ = task.await;
     }
     core.finish()
+}
+
+/// The whole tokio driver program for `settings`: a current-thread runtime, commands from
+/// stdin, Ctrl-C for a graceful shutdown. `name` prefixes error lines. Exit code: 0 after a
+/// shutdown, 1 after a fatal stop, 2 for bad settings.
+pub fn main_with(settings: Settings, name: &str) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{name}: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        let core = match DriverCore::new(settings.core_options(), crate::common::stdout_sink()) {
+            Ok(core) => core,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let (control, commands) = mpsc::unbounded_channel();
+        let stdin = control.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if stdin.send(Control::Command(line)).is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = control.send(Control::Stop);
+            }
+        });
+        match run(core, commands).await.fatal {
+            Some(reason) => {
+                eprintln!("{name}: stopped: {reason}");
+                ExitCode::FAILURE
+            }
+            None => ExitCode::SUCCESS,
+        }
+    });
+    // stdin's reader blocks a thread until the next line: don't wait for it.
+    runtime.shutdown_background();
+    code
 }
