@@ -258,7 +258,7 @@ pub struct GatewayConfig {
     /// Intents sent in Identify.
     pub intents: Intents,
     /// The shard this machine runs (default `[0, 1]`). Machines of one process may share one
-    /// config and override it with [`GatewayMachine::for_shard`](crate::GatewayMachine::for_shard).
+    /// config and override it with [`StartOptions::shard`](crate::StartOptions::shard).
     pub shard: ShardId,
     /// Identify `properties`.
     pub properties: IdentifyProperties,

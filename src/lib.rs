@@ -112,6 +112,8 @@ pub mod record;
 pub(crate) mod rng;
 pub mod session;
 pub mod shard;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod time;
 pub mod trace;
 

@@ -112,6 +112,11 @@ impl GatewayMachine {
                 _ => self.malformed(OpCode::Dispatch),
             },
             Some(OpCode::Hello) => self.on_hello(data),
+            // Before Hello there is no heartbeat yet: a beat then would be answered by an
+            // ACK that is itself out of phase, leaving the beat unanswered.
+            Some(OpCode::Heartbeat) if !self.phase.after_hello() => {
+                self.out_of_phase(OpCode::Heartbeat)
+            }
             Some(OpCode::Heartbeat) => self.on_beat_requested(),
             Some(OpCode::HeartbeatAck) => self.on_ack(),
             Some(OpCode::Reconnect) => self.end_connection(
