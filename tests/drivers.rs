@@ -2,20 +2,16 @@
 //! a real WebSocket server (two ports: gateway and resume gateway) whose behaviour is the
 //! crate's `sim::FakeGateway`. Each scenario runs once per driver, bounded in time; nothing
 //! leaves 127.0.0.1.
+#![allow(clippy::disallowed_methods)] // the test bounds real time with Instant::now
 
-#[allow(dead_code)]
 #[path = "../examples/common/blocking_loop.rs"]
 mod blocking_loop;
-#[allow(dead_code)]
 #[path = "../examples/common/mod.rs"]
 mod common;
-#[allow(dead_code)]
 #[path = "../examples/common/fake_server.rs"]
 mod fake_server;
-#[allow(dead_code)]
 #[path = "../examples/common/smol_loop.rs"]
 mod smol_loop;
-#[allow(dead_code)]
 #[path = "../examples/common/tokio_loop.rs"]
 mod tokio_loop;
 

@@ -5,7 +5,6 @@
 //! The server's address comes from `DISCORD_TEST_REDIS_URL` (`.ci/run` starts one on port
 //! 6399). Without it the tests are skipped locally, and FAIL under CI (`CI=true`).
 
-#[allow(dead_code)]
 #[path = "../examples/common/mod.rs"]
 mod common;
 #[path = "../examples/common/redis_identify.rs"]

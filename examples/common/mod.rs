@@ -243,7 +243,8 @@ impl CoreOptions {
     }
 }
 
-/// The machine, recording or not.
+/// The machine, recording or not (one per driver: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Machine {
     Plain(GatewayMachine),
     Recording(Box<RecordingMachine>),

@@ -63,7 +63,8 @@ async fn connect(url: String) -> Result<Ws, String> {
     Ok(ws)
 }
 
-/// What woke the loop.
+/// What woke the loop (a transient value: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Wake {
     Connected(Result<Ws, String>),
     Message(Option<Result<WsMessage, WsError>>),
