@@ -181,7 +181,11 @@ impl GatewayMachine {
         }
         // Anything but a literal `true` is treated as not resumable: identifying anew is
         // always safe, resuming a dead session is not.
-        let resumable = data.is_some_and(|d| self.rx[d].trim() == "true");
+        let flag = data.map(|d| self.rx[d].trim());
+        let resumable = flag == Some("true");
+        if flag != Some("false") && !resumable {
+            self.malformed(OpCode::InvalidSession);
+        }
         self.push_event(Event::InvalidSession { resumable });
         let reason = DisconnectReason::InvalidSession { resumable };
         if resumable {
