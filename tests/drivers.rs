@@ -397,6 +397,48 @@ fn fatal_close_stops(driver: Driver) {
     assert!(!run.has("shutting down"), "ended by itself: {dump}");
 }
 
+/// A run with transport compression: the fake server compresses every message in one
+/// stream per connection; the driver feeds the binary frames to the machine.
+#[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
+fn compressed(driver: Driver, compression: discord_gateway_proto::Compression, query: &str) {
+    let run = run(
+        driver,
+        |g| {
+            g.dispatch_stream(
+                Trigger::ReadySent(1),
+                Duration::from_millis(10),
+                Duration::from_millis(10),
+                (0..5).map(|i| ("MESSAGE_CREATE", format!(r#"{{"content":"message {i}"}}"#))),
+            );
+            // And a resume on a new connection: a new compression context.
+            g.after(
+                Trigger::ReadySent(1),
+                Duration::from_millis(100),
+                ScriptAction::Reconnect,
+            );
+        },
+        |o| o.config.compression = compression,
+        Vec::new(),
+        |lines| lines.iter().any(|l| l.contains("RESUMED after")),
+        Duration::from_secs(10),
+    );
+    let dump = run.dump();
+    assert!(
+        run.summary.connects.iter().all(|u| u.contains(query)),
+        "{dump}"
+    );
+    assert!(
+        run.has("dispatch #6 MESSAGE_CREATE {\"content\":\"message 4\"}"),
+        "{dump}"
+    );
+    assert!(!run.has("protocol error"), "{dump}");
+    assert!(
+        run.gateway.violations().is_empty(),
+        "{:?}",
+        run.gateway.violations()
+    );
+}
+
 macro_rules! per_driver {
     ($($driver:ident: $module:ident),*) => {$(
         mod $module {
@@ -413,6 +455,24 @@ macro_rules! per_driver {
             fn op9_identifies_anew() { super::op9_identifies_anew(Driver::$driver) }
             #[test]
             fn fatal_close_stops() { super::fatal_close_stops(Driver::$driver) }
+            #[cfg(feature = "zlib-stream")]
+            #[test]
+            fn zlib_stream() {
+                super::compressed(
+                    Driver::$driver,
+                    discord_gateway_proto::Compression::ZlibStream,
+                    "compress=zlib-stream",
+                )
+            }
+            #[cfg(feature = "zstd-stream")]
+            #[test]
+            fn zstd_stream() {
+                super::compressed(
+                    Driver::$driver,
+                    discord_gateway_proto::Compression::ZstdStream,
+                    "compress=zstd-stream",
+                )
+            }
         }
     )*};
 }

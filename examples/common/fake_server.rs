@@ -7,6 +7,11 @@
 //! peeks at the HTTP request line for the URL, asks the fake, and only then accepts (or
 //! drops the TCP connection, which the client sees as a failed connect).
 //!
+//! Transport compression is the adapter's job (the fake speaks JSON text): a connection
+//! whose URL asks for `compress=zlib-stream` or `compress=zstd-stream` gets every message as
+//! a binary frame from one compression stream per connection, flushed (never finished) after
+//! each message, as Discord does.
+//!
 //! Used by the demo and `tests/drivers.rs`. Loopback only.
 #![allow(dead_code)]
 
@@ -136,11 +141,65 @@ async fn request_target(tcp: &TcpStream) -> Option<String> {
     None
 }
 
+/// The transport compression of one connection, as its URL asked.
+enum Compressor {
+    None,
+    #[cfg(feature = "zlib-stream")]
+    Zlib(flate2::write::ZlibEncoder<Vec<u8>>),
+    #[cfg(feature = "zstd-stream")]
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Compressor {
+    fn for_url(url: &str) -> Compressor {
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        match query.split('&').find_map(|kv| kv.strip_prefix("compress=")) {
+            #[cfg(feature = "zlib-stream")]
+            Some("zlib-stream") => Compressor::Zlib(flate2::write::ZlibEncoder::new(
+                Vec::new(),
+                flate2::Compression::default(),
+            )),
+            #[cfg(feature = "zstd-stream")]
+            Some("zstd-stream") => match zstd::stream::write::Encoder::new(Vec::new(), 3) {
+                Ok(encoder) => Compressor::Zstd(encoder),
+                Err(_) => Compressor::None,
+            },
+            _ => Compressor::None,
+        }
+    }
+
+    /// The message as it goes on the wire: text as is, or the compressed bytes of this
+    /// message (the stream flushed, not finished).
+    fn encode(&mut self, text: String) -> WsMessage {
+        #[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
+        use std::io::Write;
+        match self {
+            Compressor::None => WsMessage::text(text),
+            #[cfg(feature = "zlib-stream")]
+            Compressor::Zlib(encoder) => {
+                // flush() is a zlib sync flush: the bytes end with 00 00 ff ff.
+                let _ = encoder
+                    .write_all(text.as_bytes())
+                    .and_then(|()| encoder.flush());
+                WsMessage::binary(std::mem::take(encoder.get_mut()))
+            }
+            #[cfg(feature = "zstd-stream")]
+            Compressor::Zstd(encoder) => {
+                let _ = encoder
+                    .write_all(text.as_bytes())
+                    .and_then(|()| encoder.flush());
+                WsMessage::binary(std::mem::take(encoder.get_mut()))
+            }
+        }
+    }
+}
+
 /// One accepted connection: the WebSocket handshake, then messages both ways until either
 /// side ends it.
 async fn connection(
     id: ConnectionId,
     tcp: TcpStream,
+    mut compressor: Compressor,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
     inbound: mpsc::UnboundedSender<Inbound>,
 ) {
@@ -152,7 +211,7 @@ async fn connection(
         tokio::select! {
             out = outbound.recv() => match out {
                 Some(Outbound::Text(text)) => {
-                    if ws.send(WsMessage::text(text)).await.is_err() {
+                    if ws.send(compressor.encode(text)).await.is_err() {
                         let _ = inbound.send(Inbound::Closed(id, None));
                         return;
                     }
@@ -199,7 +258,7 @@ async fn serve(
     let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
     accept_loop(ports.main, ports.main_url.clone(), inbound_tx.clone());
     accept_loop(ports.resume, ports.resume_url.clone(), inbound_tx.clone());
-    let mut waiting: BTreeMap<ConnectionId, TcpStream> = BTreeMap::new();
+    let mut waiting: BTreeMap<ConnectionId, (TcpStream, String)> = BTreeMap::new();
     let mut open: BTreeMap<ConnectionId, mpsc::UnboundedSender<Outbound>> = BTreeMap::new();
     let mut say = |text: &str| {
         if let Some(log) = log.as_mut() {
@@ -212,10 +271,11 @@ async fn serve(
             let id = output.connection;
             match output.action {
                 ServerAction::Accept => {
-                    if let Some(tcp) = waiting.remove(&id) {
+                    if let Some((tcp, url)) = waiting.remove(&id) {
                         let (tx, rx) = mpsc::unbounded_channel();
                         open.insert(id, tx);
-                        tokio::spawn(connection(id, tcp, rx, inbound_tx.clone()));
+                        let compressor = Compressor::for_url(&url);
+                        tokio::spawn(connection(id, tcp, compressor, rx, inbound_tx.clone()));
                         say(&format!("#{} accepted", id.0));
                     }
                 }
@@ -270,7 +330,7 @@ async fn serve(
                 Some(Inbound::Request { url, tcp }) => {
                     let id = gateway.handle_connect(clock.now(), &url);
                     say(&format!("#{} connection request {url}", id.0));
-                    waiting.insert(id, tcp);
+                    waiting.insert(id, (tcp, url));
                 }
                 Some(Inbound::Text(id, text)) => {
                     say(&format!("#{} ← {}", id.0, describe_client_frame(&text)));
