@@ -181,7 +181,7 @@ impl GatewayMachine {
         }
         // Anything but a literal `true` is treated as not resumable: identifying anew is
         // always safe, resuming a dead session is not.
-                let flag = data.map(|d| self.rx[d].trim());
+        let flag = data.map(|d| self.rx[d].trim());
         let resumable = flag == Some("true");
         if flag != Some("false") && !resumable {
             self.malformed(OpCode::InvalidSession);
