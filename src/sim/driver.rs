@@ -14,6 +14,7 @@ use crate::machine::{GatewayMachine, Message, StartOptions};
 use crate::output::{CloseFrame, Event, Output};
 use crate::protocol::commands::Command;
 use crate::protocol::opcode::OpCode;
+use crate::record::Recorder;
 use crate::time::Timestamp;
 
 /// How the driver answers [`Event::IdentifyRequested`].
@@ -92,6 +93,7 @@ pub struct SimDriver {
     strict: bool,
     max_polls: usize,
     token: Token,
+    recorder: Option<Recorder>,
 }
 
 impl SimDriver {
@@ -126,9 +128,33 @@ impl SimDriver {
         Ok(Self::from_machine(machine, gateway))
     }
 
+    /// Like [`with_options`](Self::with_options), and records the run (see
+    /// [`crate::record`]): take the lines with [`pop_recording_line`](Self::pop_recording_line).
+    /// Inputs made through [`input`](Self::input) are not recorded.
+    pub fn recorded(
+        config: impl Into<Arc<GatewayConfig>>,
+        options: StartOptions,
+        seed: u64,
+        now: Timestamp,
+        gateway: FakeGateway,
+    ) -> Result<Self, ConfigError> {
+        let config = config.into();
+        let recorder = Recorder::new(&config, &options, seed, now);
+        let machine = GatewayMachine::with_options(config, options, seed, now)?;
+        Ok(Self::from_parts(machine, gateway, Some(recorder)))
+    }
+
     /// Drives an existing machine (fresh from its constructor, nothing polled yet) from its
     /// `now`, against `gateway`.
     pub fn from_machine(machine: GatewayMachine, gateway: FakeGateway) -> Self {
+        Self::from_parts(machine, gateway, None)
+    }
+
+    fn from_parts(
+        machine: GatewayMachine,
+        gateway: FakeGateway,
+        recorder: Option<Recorder>,
+    ) -> Self {
         let now = machine.now().max(gateway.now());
         let token = machine.config().token.clone();
         let mut driver = SimDriver {
@@ -143,6 +169,7 @@ impl SimDriver {
             strict: true,
             max_polls: Self::DEFAULT_MAX_POLLS,
             token,
+            recorder,
         };
         driver.drain(false);
         driver
@@ -165,6 +192,11 @@ impl SimDriver {
     pub fn with_max_polls(mut self, max_polls: usize) -> Self {
         self.max_polls = max_polls;
         self
+    }
+
+    /// The next line of the recording (see [`recorded`](Self::recorded)).
+    pub fn pop_recording_line(&mut self) -> Option<String> {
+        self.recorder.as_mut()?.pop_line()
     }
 
     /// Takes the parts back: the machine, the fake gateway and the trace.
@@ -246,6 +278,7 @@ impl SimDriver {
         // 3. The machine's timers.
         if let Some(deadline) = self.machine.poll_timeout().filter(|&d| d <= now) {
             self.trace.push(now, TraceKind::Timeout { deadline });
+            self.record(|r| r.record_timeout(now));
             self.machine.handle_timeout(now);
             self.drain(false);
             if let Some(next) = self.machine.poll_timeout().filter(|&d| d <= now) {
@@ -313,6 +346,7 @@ impl SimDriver {
         if let Some(deadline) = self.machine.poll_timeout().filter(|&d| d <= now) {
             self.trace.push(now, TraceKind::Timeout { deadline });
         }
+        self.record(|r| r.record_timeout(now));
         self.machine.handle_timeout(now);
         self.drain(false);
         if let Some(next) = self.machine.poll_timeout().filter(|&d| d <= now) {
@@ -329,7 +363,10 @@ impl SimDriver {
     pub fn send(&mut self, command: Command) -> Result<(), CommandError> {
         let terminal = self.machine.phase().is_terminal();
         let opcode = command.opcode();
-        let result = self.machine.send(self.now, command);
+        let now = self.now;
+        self.record(|r| r.record_command(now, &command));
+        let result = self.machine.send(now, command);
+        self.record(|r| r.record_result(&result));
         self.trace
             .push(self.now, TraceKind::Command { opcode, result });
         self.drain(terminal);
@@ -339,7 +376,10 @@ impl SimDriver {
     /// Calls `grant_identify` on the machine now, then drains.
     pub fn grant_identify(&mut self) -> Result<(), CommandError> {
         let terminal = self.machine.phase().is_terminal();
-        let result = self.machine.grant_identify(self.now);
+        let now = self.now;
+        self.record(|r| r.record_grant(now));
+        let result = self.machine.grant_identify(now);
+        self.record(|r| r.record_result(&result));
         self.trace.push(self.now, TraceKind::Grant(result));
         self.drain(terminal);
         result
@@ -350,7 +390,9 @@ impl SimDriver {
         let terminal = self.machine.phase().is_terminal();
         self.trace
             .push(self.now, TraceKind::Shutdown { keep_session });
-        self.machine.shutdown(self.now, keep_session);
+        let now = self.now;
+        self.record(|r| r.record_shutdown(now, keep_session));
+        self.machine.shutdown(now, keep_session);
         self.drain(terminal);
     }
 
@@ -380,6 +422,12 @@ impl SimDriver {
 
     // ----- internals -----
 
+    fn record(&mut self, f: impl FnOnce(&mut Recorder)) {
+        if let Some(recorder) = &mut self.recorder {
+            f(recorder);
+        }
+    }
+
     fn violation(&mut self, violation: ContractViolation) {
         if self.strict {
             panic!(
@@ -403,37 +451,41 @@ impl SimDriver {
         match action {
             ServerAction::Accept => {
                 self.trace.push(now, TraceKind::ServerAccept(connection));
+                self.record(|r| r.record_connected(now));
                 self.machine.handle_connected(now);
             }
             ServerAction::Refuse => {
                 self.trace.push(now, TraceKind::ServerRefuse(connection));
                 self.connection = None;
+                self.record(|r| r.record_closed(now, None));
                 self.machine.handle_closed(now, None);
             }
             ServerAction::Text(text) => {
+                self.record(|r| r.record_message(now, &Message::Text(&text)));
                 self.machine.handle_message(now, Message::Text(&text));
                 self.trace
                     .push(now, TraceKind::ServerText { connection, text });
             }
             ServerAction::TextBytes(bytes) => {
+                self.record(|r| r.record_message(now, &Message::TextBytes(&bytes)));
                 self.machine.handle_message(now, Message::TextBytes(&bytes));
                 self.trace
                     .push(now, TraceKind::ServerTextBytes { connection, bytes });
             }
             ServerAction::Binary(bytes) => {
+                self.record(|r| r.record_message(now, &Message::Binary(&bytes)));
                 self.machine.handle_message(now, Message::Binary(&bytes));
                 self.trace
                     .push(now, TraceKind::ServerBinary { connection, bytes });
             }
             ServerAction::Close { code, reason } => {
                 self.connection = None;
-                self.machine.handle_closed(
-                    now,
-                    Some(CloseFrame {
-                        code,
-                        reason: &reason,
-                    }),
-                );
+                let frame = Some(CloseFrame {
+                    code,
+                    reason: &reason,
+                });
+                self.record(|r| r.record_closed(now, frame));
+                self.machine.handle_closed(now, frame);
                 self.trace.push(
                     now,
                     TraceKind::ServerClose {
@@ -446,6 +498,7 @@ impl SimDriver {
             ServerAction::Drop => {
                 self.trace.push(now, TraceKind::ServerDrop(connection));
                 self.connection = None;
+                self.record(|r| r.record_closed(now, None));
                 self.machine.handle_closed(now, None);
             }
         }
@@ -462,7 +515,11 @@ impl SimDriver {
                 self.violation(ContractViolation::DrainUnbounded(self.max_polls));
                 return;
             }
-            let output = match self.machine.poll_output() {
+            let output = self.machine.poll_output();
+            if let Some(recorder) = &mut self.recorder {
+                recorder.record_output(&output);
+            }
+            let output = match output {
                 Output::Connect { url } => Owned::Connect(url.to_string()),
                 Output::Send(frame) => Owned::Send(frame.opcode, frame.text.to_string()),
                 Output::Close(frame) => Owned::Close(frame.code, frame.reason.to_string()),

@@ -1,0 +1,403 @@
+//! Round trips through real compressors: streams made the way Discord makes them, fed to
+//! [`Decompressor`] whole, in pieces, across reconnects, and hostile.
+#![cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
+
+use discord_gateway_proto::config::{Compression, Limits};
+use discord_gateway_proto::inflate::{Decompressor, InflateError};
+
+/// A small seeded generator (SplitMix64), so every run sees the same messages and splits.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const WORDS: &[&str] = &[
+    "guild",
+    "member",
+    "presence",
+    "online",
+    "idle",
+    "dnd",
+    "Spotify",
+    "playing",
+    "channel",
+    "general",
+    "role",
+    "emoji",
+    "embed",
+    "footer",
+    "thumbnail",
+    "author",
+    "reaction",
+    "typing",
+];
+
+/// Gateway-like JSON messages of varied sizes: mostly small dispatches, a few large ones.
+fn messages(rng: &mut Rng, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|seq| {
+            let words = match rng.below(20) {
+                0 => 3_000 + rng.below(12_000), // a GUILD_CREATE-sized message
+                1..=4 => 300 + rng.below(500),
+                _ => 5 + rng.below(120),
+            };
+            let mut text = String::new();
+            for _ in 0..words {
+                text.push_str(WORDS[rng.below(WORDS.len())]);
+                text.push(' ');
+                if rng.below(8) == 0 {
+                    text.push_str(&rng.next().to_string());
+                }
+            }
+            format!(r#"{{"t":"MESSAGE_CREATE","s":{seq},"op":0,"d":{{"content":"{text}"}}}}"#)
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// Cuts `frame` into 1 to 4 pieces at seeded points (pieces but the last may be empty).
+fn split<'a>(rng: &mut Rng, frame: &'a [u8]) -> Vec<&'a [u8]> {
+    let mut cuts: Vec<usize> = (0..rng.below(4)).map(|_| rng.below(frame.len())).collect();
+    cuts.sort_unstable();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for cut in cuts {
+        pieces.push(&frame[start..cut]);
+        start = cut;
+    }
+    pieces.push(&frame[start..]);
+    pieces
+}
+
+fn limits(max_message_size: usize, max_buffered_compressed: usize) -> Limits {
+    Limits {
+        max_message_size,
+        max_buffered_compressed,
+        ..Limits::default()
+    }
+}
+
+#[cfg(feature = "zlib-stream")]
+mod zlib {
+    use super::*;
+    use flate2::{Compress, Compression as Level, FlushCompress};
+
+    /// One zlib context per connection, a sync flush after every message: Discord's
+    /// zlib-stream.
+    pub(crate) struct ZlibStream(Compress);
+
+    impl ZlibStream {
+        pub(crate) fn new() -> Self {
+            ZlibStream(Compress::new(Level::default(), true))
+        }
+
+        pub(crate) fn message(&mut self, message: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let start = self.0.total_in();
+            // No flush until all the input is in (every sync-flushing call would end in its own
+            // 00 00 ff ff), then one sync flush, given room until it completes.
+            while ((self.0.total_in() - start) as usize) < message.len() {
+                out.reserve(message.len() / 2 + 1024);
+                let consumed = (self.0.total_in() - start) as usize;
+                self.0
+                    .compress_vec(&message[consumed..], &mut out, FlushCompress::None)
+                    .unwrap();
+            }
+            loop {
+                out.reserve(1024);
+                self.0
+                    .compress_vec(&[], &mut out, FlushCompress::Sync)
+                    .unwrap();
+                if out.len() < out.capacity() {
+                    break;
+                }
+            }
+            assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+            out
+        }
+    }
+
+    #[test]
+    fn many_messages_whole_and_split_across_reconnects() {
+        let mut rng = Rng(7);
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut out = Vec::new();
+        for connection in 0..3 {
+            let mut stream = ZlibStream::new();
+            for (i, message) in messages(&mut rng, 300).iter().enumerate() {
+                let frame = stream.message(message);
+                let pieces = split(&mut rng, &frame);
+                let (last, first) = pieces.split_last().unwrap();
+                for piece in first {
+                    assert_eq!(d.feed(piece, &mut out), Ok(false));
+                }
+                assert_eq!(
+                    d.feed(last, &mut out),
+                    Ok(true),
+                    "connection {connection}, message {i}"
+                );
+                assert!(out == *message, "connection {connection}, message {i}");
+            }
+            d.reset();
+        }
+    }
+
+    #[test]
+    fn reset_drops_a_partial_message_and_starts_a_new_context() {
+        let mut rng = Rng(11);
+        let msgs = messages(&mut rng, 3);
+        let mut old = ZlibStream::new();
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut out = Vec::new();
+        assert_eq!(d.feed(&old.message(&msgs[0]), &mut out), Ok(true));
+        let half = old.message(&msgs[1]);
+        assert_eq!(d.feed(&half[..half.len() / 2], &mut out), Ok(false));
+        d.reset();
+        let mut new = ZlibStream::new();
+        assert_eq!(d.feed(&new.message(&msgs[2]), &mut out), Ok(true));
+        assert_eq!(out, msgs[2]);
+    }
+
+    #[test]
+    fn bomb_stops_at_the_limit() {
+        let mut stream = ZlibStream::new();
+        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 1 << 20));
+        let mut out = Vec::new();
+        assert_eq!(d.feed(&stream.message(b"{\"op\":11}"), &mut out), Ok(true));
+        // 8 MiB of zeros compress to ~8 KiB: only 1 MiB + 1 byte of output may exist.
+        let zeros = vec![0u8; 8 << 20];
+        let bomb = stream.message(&zeros);
+        drop(zeros);
+        assert!(bomb.len() < 300_000);
+        assert_eq!(
+            d.feed(&bomb, &mut out),
+            Err(InflateError::MessageTooLarge { limit: 1 << 20 })
+        );
+        assert!(out.capacity() <= (1 << 20) + 1);
+    }
+
+    #[test]
+    fn never_ending_message_stops_at_the_buffer_limit() {
+        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 10_000));
+        let mut out = Vec::new();
+        let mut stream = ZlibStream::new();
+        let frame = stream.message(&messages(&mut Rng(3), 1)[0]);
+        let unfinished = &frame[..frame.len() - 4];
+        let mut fed = 0;
+        let error = loop {
+            match d.feed(unfinished, &mut out) {
+                Ok(false) => fed += unfinished.len(),
+                other => break other,
+            }
+        };
+        assert_eq!(error, Err(InflateError::BufferTooLarge { limit: 10_000 }));
+        assert!(fed <= 10_000);
+        assert!(d.heap_bytes() < 100_000, "{}", d.heap_bytes());
+    }
+
+    #[test]
+    fn corrupt_data_is_an_error_and_reset_recovers() {
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut out = Vec::new();
+        let mut rng = Rng(5);
+        for _ in 0..200 {
+            // Random garbage ending like a message: an error, never a panic.
+            let mut garbage: Vec<u8> = (0..rng.below(300)).map(|_| rng.next() as u8).collect();
+            garbage.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            let _ = d.feed(&garbage, &mut out);
+            d.reset();
+        }
+        assert_eq!(
+            d.feed(b"\x78\x9c\xff\xff\x00\x00\xff\xff", &mut out),
+            Err(InflateError::Corrupt)
+        );
+        d.reset();
+        let mut stream = ZlibStream::new();
+        assert_eq!(d.feed(&stream.message(b"fine"), &mut out), Ok(true));
+        assert_eq!(out, b"fine");
+    }
+
+    #[test]
+    fn payload_compression_one_stream_per_message() {
+        let mut rng = Rng(13);
+        let mut d = Decompressor::new(Compression::Payload, &Limits::default());
+        let mut out = Vec::new();
+        for message in messages(&mut rng, 40) {
+            let mut c = Compress::new(Level::default(), true);
+            let mut frame = Vec::with_capacity(message.len() + 1024);
+            c.compress_vec(&message, &mut frame, FlushCompress::Finish)
+                .unwrap();
+            assert_eq!(d.feed(&frame, &mut out), Ok(true));
+            assert!(out == message);
+        }
+        let bomb = {
+            let mut c = Compress::new(Level::default(), true);
+            let mut frame = Vec::with_capacity(1 << 16);
+            c.compress_vec(&vec![b' '; 8 << 20], &mut frame, FlushCompress::Finish)
+                .unwrap();
+            frame
+        };
+        let mut d = Decompressor::new(Compression::Payload, &limits(4096, 0));
+        assert_eq!(
+            d.feed(&bomb, &mut out),
+            Err(InflateError::MessageTooLarge { limit: 4096 })
+        );
+    }
+
+    /// The shared corpus: 5000 gateway frames through one zlib context (Python's zlib), each
+    /// framed `[u32 LE len][bytes]`. Skipped when the corpus is not beside the repository.
+    #[test]
+    fn shared_corpus_stream() {
+        let dir = std::env::var_os("DGP_CORPUS_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+            });
+        let (Ok(bin), Ok(jsonl)) = (
+            std::fs::read(dir.join("mixed_stream.zlib.bin")),
+            std::fs::read_to_string(dir.join("mixed_stream.jsonl")),
+        ) else {
+            eprintln!("skipped: no corpus at {}", dir.display());
+            return;
+        };
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut out = Vec::new();
+        let mut rest = &bin[..];
+        let mut lines = jsonl.lines();
+        let mut count = 0;
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            let (frame, tail) = tail.split_at(len);
+            rest = tail;
+            assert_eq!(d.feed(frame, &mut out), Ok(true));
+            assert_eq!(out, lines.next().unwrap().as_bytes());
+            count += 1;
+        }
+        assert_eq!(count, 5000);
+    }
+}
+
+#[cfg(feature = "zstd-stream")]
+mod zstd_stream {
+    use super::*;
+    use zstd::stream::raw::{Encoder, InBuffer, Operation, OutBuffer};
+
+    /// One zstd context per connection; every message is flushed (its block ends) but the
+    /// frame never does: Discord's zstd-stream.
+    struct ZstdStream(Encoder<'static>);
+
+    impl ZstdStream {
+        fn new() -> Self {
+            ZstdStream(Encoder::new(3).unwrap())
+        }
+
+        fn message(&mut self, message: &[u8]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(message.len() / 2 + 1024);
+            let mut input = InBuffer::around(message);
+            while input.pos() < message.len() {
+                if out.len() == out.capacity() {
+                    out.reserve(out.capacity());
+                }
+                let pos = out.len();
+                let mut output = OutBuffer::around_pos(&mut out, pos);
+                self.0.run(&mut input, &mut output).unwrap();
+            }
+            loop {
+                if out.len() == out.capacity() {
+                    out.reserve(out.capacity());
+                }
+                let pos = out.len();
+                let mut output = OutBuffer::around_pos(&mut out, pos);
+                if self.0.flush(&mut output).unwrap() == 0 {
+                    break;
+                }
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn many_messages_across_reconnects() {
+        let mut rng = Rng(17);
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut out = Vec::new();
+        for connection in 0..3 {
+            let mut stream = ZstdStream::new();
+            for (i, message) in messages(&mut rng, 300).iter().enumerate() {
+                let frame = stream.message(message);
+                assert_eq!(d.feed(&frame, &mut out), Ok(true), "{connection}/{i}");
+                assert!(out == *message, "connection {connection}, message {i}");
+            }
+            d.reset();
+        }
+    }
+
+    #[test]
+    fn back_references_span_messages() {
+        // The second message is a repeat of the first: it compresses to a few bytes that
+        // point into the previous message's window, so it only decodes in the same context.
+        let mut rng = Rng(19);
+        let message = messages(&mut rng, 1).remove(0);
+        let mut stream = ZstdStream::new();
+        let first = stream.message(&message);
+        let second = stream.message(&message);
+        assert!(second.len() < first.len() / 4);
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut out = Vec::new();
+        assert_eq!(d.feed(&first, &mut out), Ok(true));
+        assert_eq!(d.feed(&second, &mut out), Ok(true));
+        assert_eq!(out, message);
+        // A reset forgets the window.
+        d.reset();
+        assert_eq!(d.feed(&second, &mut out), Err(InflateError::Corrupt));
+    }
+
+    #[test]
+    fn bomb_and_corruption() {
+        let mut stream = ZstdStream::new();
+        let mut d = Decompressor::new(Compression::ZstdStream, &limits(1 << 20, 0));
+        let mut out = Vec::new();
+        assert_eq!(d.feed(&stream.message(b"{\"op\":11}"), &mut out), Ok(true));
+        let zeros = vec![0u8; 8 << 20];
+        let bomb = stream.message(&zeros);
+        drop(zeros);
+        assert!(bomb.len() < 100_000);
+        assert_eq!(
+            d.feed(&bomb, &mut out),
+            Err(InflateError::MessageTooLarge { limit: 1 << 20 })
+        );
+        assert!(out.capacity() <= (1 << 20) + 1);
+
+        let mut rng = Rng(23);
+        for _ in 0..200 {
+            let garbage: Vec<u8> = (0..rng.below(300)).map(|_| rng.next() as u8).collect();
+            d.reset();
+            let _ = d.feed(&garbage, &mut out);
+        }
+        d.reset();
+        let mut stream = ZstdStream::new();
+        assert_eq!(d.feed(&stream.message(b"fine"), &mut out), Ok(true));
+        assert_eq!(out, b"fine");
+    }
+
+    #[test]
+    fn huge_window_is_refused() {
+        // A frame header declaring a 2^31-byte window (Window_Descriptor exponent 21).
+        let header = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3];
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut out = Vec::new();
+        assert_eq!(d.feed(&header, &mut out), Err(InflateError::Corrupt));
+        assert!(d.heap_bytes() < 1 << 20, "{}", d.heap_bytes());
+    }
+}
