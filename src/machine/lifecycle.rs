@@ -479,10 +479,14 @@ impl GatewayMachine {
         }
     }
 
-    /// The wait before identifying again after an Invalid Session with `d: false`.
+    /// The wait before identifying again after an Invalid Session with `d: false`: the
+    /// configured random wait, but never shorter than the reconnect backoff of this attempt,
+    /// so that a server rejecting every identify does not get one every few seconds.
     pub(crate) fn invalid_session_delay(&mut self) -> Duration {
         let (min, max) = self.config.identify.invalid_session_delay;
-        self.rng.duration_between(min, max)
+        let wait = self.rng.duration_between(min, max);
+        // Attempt 0 (after a live session) draws nothing: the usual 1-5 s wait.
+        wait.max(self.config.reconnect.delay(self.attempts, &mut self.rng))
     }
 }
 

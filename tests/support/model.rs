@@ -27,7 +27,7 @@ pub struct Policy {
     /// capped at `max`; attempt 0 (after a healthy connection) does not wait.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// op 9 `false`: wait in `[min, max)` before identifying again.
+    /// op 9 `false`: wait in `[min, max)` before identifying again (or the backoff, if longer).
     pub invalid_session_delay: (Duration, Duration),
 }
 
@@ -272,7 +272,12 @@ impl Model {
         }
         let (min, max) = match wait {
             Wait::Backoff => self.backoff(self.attempts),
-            Wait::InvalidSession => self.policy.invalid_session_delay,
+            Wait::InvalidSession => {
+                // The op-9 wait, but never shorter than this attempt's backoff.
+                let (lo, hi) = self.backoff(self.attempts);
+                let (min, max) = self.policy.invalid_session_delay;
+                (min.max(lo), max.max(hi))
+            }
         };
         self.attempts = self.attempts.saturating_add(1);
         e.disconnected = Some(Reconnect { min, max });
