@@ -335,7 +335,10 @@ impl GatewayMachine {
         let was = self.phase;
         let (cause, mut rule) = self.explain(reason);
         let mut drop_session = fate == SessionFate::Drop;
-        if was == Phase::Resuming {
+        // A connection to the resume URL that ends before Hello is a failed resume too: a
+        // resume URL that accepts but never speaks must not be redialled until the session
+        // goes stale.
+        if was == Phase::Resuming || (was == Phase::AwaitingHello && self.to_resume_url) {
             self.failed_resumes += 1;
             if self.failed_resumes >= self.config.session.max_failed_resumes
                 && self.session.is_some()

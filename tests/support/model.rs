@@ -244,7 +244,8 @@ impl Model {
     fn lose(&mut self, fate: Fate, wait: Wait, machine_closes: bool, e: &mut Expect) {
         let was = self.phase;
         let mut drop = fate == Fate::Drop;
-        if was == MPhase::Resuming {
+        // A resume URL that accepts but ends the connection before Hello failed the resume.
+        if was == MPhase::Resuming || (was == MPhase::AwaitingHello && self.to_resume_url) {
             self.failed_resumes += 1;
             if self.failed_resumes >= self.policy.max_failed_resumes && self.session.is_some() {
                 drop = true; // circuit breaker
