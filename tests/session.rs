@@ -291,7 +291,6 @@ fn the_stale_cutoff_is_configurable() {
     let policy = SessionPolicy {
         stale_after: secs(60),
         max_failed_resumes: u32::MAX,
-        ..SessionPolicy::default()
     };
     let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
     run_to_ready(&mut sim);
