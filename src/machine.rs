@@ -230,10 +230,9 @@ impl GatewayMachine {
     /// Heap bytes this machine holds (buffers, queues, session, decompressor), excluding the
     /// shared configuration. `size_of::<GatewayMachine>()` plus this is its whole footprint.
     pub fn heap_bytes(&self) -> usize {
-        let session = self
-            .session
-            .as_ref()
-            .map_or(0, |s| s.id.capacity() + s.resume_url.as_ref().map_or(0, String::capacity));
+        let session = self.session.as_ref().map_or(0, |s| {
+            s.id.capacity() + s.resume_url.as_ref().map_or(0, String::capacity)
+        });
         let ready = self.ready.as_ref().map_or(0, |r| {
             core::mem::size_of::<ReadyInfo>()
                 + r.session_id.capacity()
