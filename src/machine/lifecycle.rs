@@ -154,6 +154,7 @@ impl GatewayMachine {
                 self.end_connection(DisconnectReason::Zombie, SessionFate::Keep, None);
             }
             BeatVerdict::Beat => {
+                self.trim_buffers();
                 self.send_heartbeat();
                 let interval = self.heartbeat.interval().unwrap_or(Duration::from_secs(41));
                 let mut next = deadline.saturating_add(interval);
