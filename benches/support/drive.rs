@@ -92,3 +92,28 @@ pub fn connected_machine(
 pub fn footprint(machine: &GatewayMachine) -> usize {
     std::mem::size_of::<GatewayMachine>() + machine.heap_bytes()
 }
+
+/// Waits for the next heartbeat deadline, sends the beat and answers it with an ACK 40 ms
+/// later, draining after each step. Returns the time of the ACK.
+pub fn heartbeat_round(machine: &mut GatewayMachine) -> Timestamp {
+    let due = machine.poll_timeout().expect("a heartbeat is scheduled");
+    machine.handle_timeout(due);
+    let sent = drain(machine);
+    assert_eq!(sent.sends, 1, "one heartbeat per round");
+    let ack_at = due.saturating_add(std::time::Duration::from_millis(40));
+    machine.handle_message(
+        ack_at,
+        Message::Text(r#"{"t":null,"s":null,"op":11,"d":null}"#),
+    );
+    drain(machine);
+    ack_at
+}
+
+/// A connected machine after READY and two quiet heartbeat rounds: what a shard of a
+/// process with many shards looks like between events.
+pub fn idle_machine(config: &Arc<GatewayConfig>, shard: ShardId, seed: u64) -> GatewayMachine {
+    let mut m = connected_machine(config, shard, seed, Timestamp::from_secs(1));
+    heartbeat_round(&mut m);
+    heartbeat_round(&mut m);
+    m
+}
