@@ -65,9 +65,38 @@ pub fn connected_machine(
     seed: u64,
     now: Timestamp,
 ) -> GatewayMachine {
-    let mut gen = FrameGen::new(seed);
-    let hello = gen.hello(41_250).text(KeyOrder::Discord);
-    let ready = gen.ready(1).text(KeyOrder::Discord);
+    let handshake = Handshake::new(seed);
+    connect_with(config, shard, seed, now, &handshake)
+}
+
+/// HELLO and READY texts, made once and reused for many machines.
+pub struct Handshake {
+    /// HELLO with a 41.25 s interval.
+    pub hello: String,
+    /// READY of a 1-guild bot.
+    pub ready: String,
+}
+
+impl Handshake {
+    /// Generated from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut gen = FrameGen::new(seed);
+        Handshake {
+            hello: gen.hello(41_250).text(KeyOrder::Discord),
+            ready: gen.ready(1).text(KeyOrder::Discord),
+        }
+    }
+}
+
+/// [`connected_machine`] with a handshake made beforehand.
+pub fn connect_with(
+    config: &Arc<GatewayConfig>,
+    shard: ShardId,
+    seed: u64,
+    now: Timestamp,
+    handshake: &Handshake,
+) -> GatewayMachine {
+    let Handshake { hello, ready } = handshake;
     let options = StartOptions {
         shard: Some(shard),
         session: None,
@@ -77,11 +106,11 @@ pub fn connected_machine(
     drain(&mut m);
     m.handle_connected(now);
     drain(&mut m);
-    m.handle_message(now, Message::Text(&hello));
+    m.handle_message(now, Message::Text(hello));
     drain(&mut m);
     m.grant_identify(now).expect("identify requested");
     drain(&mut m);
-    m.handle_message(now, Message::Text(&ready));
+    m.handle_message(now, Message::Text(ready));
     drain(&mut m);
     assert_eq!(m.phase(), Phase::Connected);
     m
@@ -112,7 +141,17 @@ pub fn heartbeat_round(machine: &mut GatewayMachine) -> Timestamp {
 /// A connected machine after READY and two quiet heartbeat rounds: what a shard of a
 /// process with many shards looks like between events.
 pub fn idle_machine(config: &Arc<GatewayConfig>, shard: ShardId, seed: u64) -> GatewayMachine {
-    let mut m = connected_machine(config, shard, seed, Timestamp::from_secs(1));
+    idle_machine_with(config, shard, seed, &Handshake::new(seed))
+}
+
+/// [`idle_machine`] with a handshake made beforehand.
+pub fn idle_machine_with(
+    config: &Arc<GatewayConfig>,
+    shard: ShardId,
+    seed: u64,
+    handshake: &Handshake,
+) -> GatewayMachine {
+    let mut m = connect_with(config, shard, seed, Timestamp::from_secs(1), handshake);
     heartbeat_round(&mut m);
     heartbeat_round(&mut m);
     m

@@ -26,10 +26,13 @@ impl Results {
                 Some(exe.parent()?.parent()?.parent()?.join("criterion"))
             })
             .unwrap_or_else(|| PathBuf::from("target/criterion"));
-        Results {
-            dir,
-            started: SystemTime::now(),
-        }
+        // The run's start, as the file system sees it (no clock read): a marker file.
+        let marker = dir.join(".run-started");
+        let started = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&marker, b""))
+            .and_then(|()| std::fs::metadata(&marker)?.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        Results { dir, started }
     }
 
     /// Nanoseconds per iteration (criterion's median estimate) of `group/function`, if it
