@@ -269,6 +269,8 @@ impl GatewayMachine {
                 self.end_connection(DisconnectReason::Zombie, SessionFate::Keep, None);
             }
             BeatVerdict::Beat => {
+                // Once per interval, give back what a burst of large messages grew.
+                self.trim_buffers();
                 let interval = self.heartbeat.interval().unwrap_or(Duration::from_secs(41));
                 let mut next = deadline.saturating_add(interval);
                 if next <= self.now {
