@@ -69,7 +69,9 @@ impl GatewayMachine {
             resume_url: self.to_resume_url,
         };
         self.decide(Cause::ConnectDue, rule, outcome);
-        self.inflater.reset();
+        if let Some(inflater) = &mut self.inflater {
+            inflater.reset();
+        }
         self.heartbeat.reset();
         self.limiter.reset(now);
         self.last_requested_beat = None;

@@ -69,7 +69,10 @@ impl GatewayMachine {
     /// message.
     fn inflate(&mut self, bytes: &[u8]) -> bool {
         let mut buf = core::mem::take(&mut self.rx).into_bytes();
-        let result = self.inflater.feed(bytes, &mut buf);
+        let result = match &mut self.inflater {
+            Some(inflater) => inflater.feed(bytes, &mut buf),
+            None => Err(crate::inflate::InflateError::NotCompressed),
+        };
         let complete = match result {
             Ok(complete) => complete,
             Err(crate::inflate::InflateError::NotCompressed) => {
