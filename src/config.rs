@@ -142,6 +142,9 @@ pub enum Liveness {
 }
 
 /// Heartbeat and dead-connection policy.
+///
+/// The interval itself comes from Hello; the machine clamps it to 1 s - 10 min so that a
+/// hostile or broken Hello can neither make it flood nor stop beating.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatPolicy {
     /// How many beats in a row may go unacknowledged before the connection is declared a

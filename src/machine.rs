@@ -101,7 +101,9 @@ pub struct GatewayMachine {
     pub(crate) tx: String,
     /// A dispatch copied out of `rx` because the driver did not drain before the next message.
     pub(crate) spilled: Option<crate::output::OwnedDispatch>,
-    pub(crate) inflater: Inflater,
+    /// The decompressor, boxed and only present when compression is on, so uncompressed
+    /// machines do not carry its state.
+    pub(crate) inflater: Option<alloc::boxed::Box<Inflater>>,
     /// The 120-per-60-s send budget of the current connection.
     pub(crate) limiter: RateLimiter,
     /// When the last op-1 request was answered (answers are coalesced in a storm).
@@ -148,7 +150,8 @@ impl GatewayMachine {
         config.validate()?;
         let shard = options.shard.unwrap_or(config.shard);
         config.validate_shard(shard)?;
-        let inflater = Inflater::new(config.compression, &config.limits);
+        let inflater = (config.compression != crate::config::Compression::None)
+            .then(|| alloc::boxed::Box::new(Inflater::new(config.compression, &config.limits)));
         let mut machine = GatewayMachine {
             config,
             shard,
@@ -279,7 +282,10 @@ impl GatewayMachine {
             + held
             + session
             + ready
-            + self.inflater.heap_bytes()
+            + self
+                .inflater
+                .as_ref()
+                .map_or(0, |i| core::mem::size_of::<Inflater>() + i.heap_bytes())
     }
 
     // ----- B. inputs -----

@@ -89,9 +89,9 @@ impl fmt::Display for Timestamp {
 
 /// Maps `std::time::Instant` values to [`Timestamp`]s, relative to a fixed origin instant.
 ///
-/// Create one per driver (`InstantOrigin::new(Instant::now())`) and call
+/// Create one per driver from the instant the driver starts, and call
 /// [`InstantOrigin::timestamp`] with the current instant before each machine call. The crate
-/// itself never calls `Instant::now`.
+/// itself never reads the clock.
 #[cfg(feature = "std")]
 #[derive(Debug, Clone, Copy)]
 pub struct InstantOrigin {

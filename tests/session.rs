@@ -249,7 +249,12 @@ fn a_stale_session_is_not_resumed_after_a_long_outage() {
     gateway
         .connect_rule(RESUME, ConnectBehavior::AcceptWithoutHello, None)
         .at(at_ms(20_000), ScriptAction::Drop);
-    let mut sim = SimDriver::new(config(), 14, gateway).unwrap();
+    // With the failed-resume breaker off, the stale cutoff alone decides.
+    let policy = SessionPolicy {
+        max_failed_resumes: u32::MAX,
+        ..SessionPolicy::default()
+    };
+    let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
     let last_ack = sim.machine().session().unwrap().last_ack;
@@ -285,7 +290,7 @@ fn the_stale_cutoff_is_configurable() {
         .at(at_ms(20_000), ScriptAction::Drop);
     let policy = SessionPolicy {
         stale_after: secs(60),
-        ..SessionPolicy::default()
+        max_failed_resumes: u32::MAX,
     };
     let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
     run_to_ready(&mut sim);

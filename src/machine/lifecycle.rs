@@ -69,7 +69,9 @@ impl GatewayMachine {
             resume_url: self.to_resume_url,
         };
         self.decide(Cause::ConnectDue, rule, outcome);
-        self.inflater.reset();
+        if let Some(inflater) = &mut self.inflater {
+            inflater.reset();
+        }
         self.heartbeat.reset();
         self.limiter.reset(now);
         self.last_requested_beat = None;
@@ -269,6 +271,8 @@ impl GatewayMachine {
                 self.end_connection(DisconnectReason::Zombie, SessionFate::Keep, None);
             }
             BeatVerdict::Beat => {
+                // Once per interval, give back what a burst of large messages grew.
+                self.trim_buffers();
                 let interval = self.heartbeat.interval().unwrap_or(Duration::from_secs(41));
                 let mut next = deadline.saturating_add(interval);
                 if next <= self.now {
@@ -335,7 +339,10 @@ impl GatewayMachine {
         let was = self.phase;
         let (cause, mut rule) = self.explain(reason);
         let mut drop_session = fate == SessionFate::Drop;
-        if was == Phase::Resuming {
+        // A connection to the resume URL that ends before Hello is a failed resume too: a
+        // resume URL that accepts but never speaks must not be redialled until the session
+        // goes stale.
+        if was == Phase::Resuming || (was == Phase::AwaitingHello && self.to_resume_url) {
             self.failed_resumes += 1;
             if self.failed_resumes >= self.config.session.max_failed_resumes
                 && self.session.is_some()
@@ -479,10 +486,14 @@ impl GatewayMachine {
         }
     }
 
-    /// The wait before identifying again after an Invalid Session with `d: false`.
+    /// The wait before identifying again after an Invalid Session with `d: false`: the
+    /// configured random wait, but never shorter than the reconnect backoff of this attempt,
+    /// so that a server rejecting every identify does not get one every few seconds.
     pub(crate) fn invalid_session_delay(&mut self) -> Duration {
         let (min, max) = self.config.identify.invalid_session_delay;
-        self.rng.duration_between(min, max)
+        let wait = self.rng.duration_between(min, max);
+        // Attempt 0 (after a live session) draws nothing: the usual 1-5 s wait.
+        wait.max(self.config.reconnect.delay(self.attempts, &mut self.rng))
     }
 }
 

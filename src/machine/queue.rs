@@ -34,7 +34,29 @@ pub(crate) enum Pending {
     Spilled(OwnedDispatch),
 }
 
+/// The capacity the receive and send buffers keep across a heartbeat: a heartbeat, its ACK
+/// and small messages fit without growing again.
+const IDLE_BUFFER_BYTES: usize = 64;
+
 impl GatewayMachine {
+    /// Gives back the buffer space that a burst (READY, GUILD_CREATE, Identify) left behind,
+    /// so that an idle machine stays small. Called once per heartbeat: a busy connection
+    /// pays at most a few buffer re-grows per interval, never one per message.
+    pub(crate) fn trim_buffers(&mut self) {
+        // Dispatches still queued borrow `rx` (a driver that did not drain): keep it then.
+        if !self
+            .queue
+            .iter()
+            .any(|item| matches!(item, Pending::Dispatch { .. }))
+        {
+            self.rx.clear();
+            self.rx.shrink_to(IDLE_BUFFER_BYTES);
+        }
+        // Nothing borrows `tx` between calls; this also drops the last Identify's text.
+        self.tx.clear();
+        self.tx.shrink_to(IDLE_BUFFER_BYTES);
+    }
+
     pub(crate) fn push_event(&mut self, event: Event<'static>) {
         self.queue.push_back(Pending::Event(event));
     }

@@ -14,6 +14,10 @@ use crate::protocol::opcode::OpCode;
 use crate::protocol::rate_limited::RATE_LIMITED_EVENT;
 use crate::session::Session;
 
+/// The most receive-buffer capacity kept between messages: a larger buffer, grown for one
+/// huge message, is given back when the next message arrives.
+pub(crate) const RX_RETAIN: usize = 1 << 20;
+
 /// Byte range of `part` inside `whole` (`part` must be a subslice of `whole`).
 fn range_in(whole: &str, part: &str) -> Range<usize> {
     let start = part.as_ptr() as usize - whole.as_ptr() as usize;
@@ -30,6 +34,11 @@ impl GatewayMachine {
         }
         if !self.queue.is_empty() {
             self.spill_pending_dispatches();
+        }
+        if self.rx.capacity() > RX_RETAIN {
+            // One huge message must not pin its buffer for the rest of the connection's life.
+            self.rx.clear();
+            self.rx.shrink_to(RX_RETAIN);
         }
         match message {
             Message::Text(text) => {
@@ -60,7 +69,10 @@ impl GatewayMachine {
     /// message.
     fn inflate(&mut self, bytes: &[u8]) -> bool {
         let mut buf = core::mem::take(&mut self.rx).into_bytes();
-        let result = self.inflater.feed(bytes, &mut buf);
+        let result = match &mut self.inflater {
+            Some(inflater) => inflater.feed(bytes, &mut buf),
+            None => Err(crate::inflate::InflateError::NotCompressed),
+        };
         let complete = match result {
             Ok(complete) => complete,
             Err(crate::inflate::InflateError::NotCompressed) => {

@@ -2,6 +2,7 @@
 //!
 //! The scenario tests and the demos share this logic; see [`FakeGateway`].
 
+use super::compress::ServerCompressor;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -493,9 +494,11 @@ enum Happening {
 ///   in [`config_mut`](Self::config_mut).
 /// - **Records**: [`received`](Self::received), [`connections`](Self::connections),
 ///   [`violations`](Self::violations), [`sessions`](Self::sessions).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FakeGateway {
     config: FakeGatewayConfig,
+    /// Transport compression per connection, from its URL's `compress` parameter.
+    compressors: BTreeMap<ConnectionId, ServerCompressor>,
     now: Timestamp,
     agenda: BTreeMap<(Timestamp, u64), Job>,
     order: u64,
@@ -521,6 +524,7 @@ impl FakeGateway {
     pub fn new(config: FakeGatewayConfig) -> Self {
         FakeGateway {
             config,
+            compressors: BTreeMap::new(),
             now: Timestamp::ZERO,
             agenda: BTreeMap::new(),
             order: 0,
@@ -655,6 +659,9 @@ impl FakeGateway {
         });
         if let Some(problem) = check_url(url) {
             self.violate(id, ViolationKind::BadUrl(problem));
+        }
+        if let Some(compressor) = ServerCompressor::for_url(url) {
+            self.compressors.insert(id, compressor);
         }
         let at = self.now.saturating_add(self.config.connect_delay);
         match self.connect_behavior(url) {
@@ -902,6 +909,7 @@ impl FakeGateway {
         let id = self.connections[index].id;
         self.connections[index].closed = Some((self.now, closer));
         self.connections[index].live = false;
+        self.compressors.remove(&id);
         if let Closer::Client(_) = closer {
             // The client is gone: what the server had queued for it is never received.
             // (After a server close or drop, what was queued before it still arrives first.)
@@ -923,11 +931,13 @@ impl FakeGateway {
         ConnectBehavior::Accept
     }
 
+    /// Sends a gateway message, compressed if the connection asked for it.
     fn send(&mut self, connection: ConnectionId, text: String) {
-        self.outbox.push_back(ServerOutput {
-            connection,
-            action: ServerAction::Text(text),
-        });
+        let action = match self.compressors.get_mut(&connection) {
+            Some(compressor) => ServerAction::Binary(compressor.compress(text.as_bytes())),
+            None => ServerAction::Text(text),
+        };
+        self.outbox.push_back(ServerOutput { connection, action });
     }
 
     /// Counts a happening and schedules the script steps it triggers.

@@ -20,6 +20,7 @@
 //! println!("{}", sim.trace());
 //! ```
 
+mod compress;
 mod driver;
 mod gateway;
 mod trace;

@@ -1,0 +1,341 @@
+//! Envelope reader and whole-machine throughput on generated frames, each measured beside
+//! its baselines in the same run:
+//!
+//! - `reader`: [`read_envelope`] of each frame (the whole frame is validated, `d` included);
+//! - `machine`: `handle_message` + drain until `Wait` on a connected machine (copy into the
+//!   machine's buffer, envelope, sequence tracking, the dispatch event out);
+//! - `serde_value`: `serde_json::from_str::<serde_json::Value>` of each frame;
+//! - `memchr_absent`: one `memchr` pass over all bytes of each frame for a byte that never
+//!   occurs (0xFF is not UTF-8): the memory-bandwidth floor;
+//! - `memchr_quotes`: counting the `"` of each frame with `memchr_iter`: one pass over every
+//!   byte that also stops at every string boundary, as any JSON reader must.
+//!
+//! After criterion's own output, a table of per-frame times and ratios is printed (and
+//! written to `<criterion dir>/throughput.md`).
+//!
+//! `GATEWAY_CORPUS_DIR=/path/to/corpus cargo bench --bench throughput` also measures
+//! `mixed_stream.jsonl` / `mixed_stream_dfirst.jsonl` from a corpus directory, to compare the
+//! generated frames with real-shaped ones. The benches never need it.
+
+#[path = "support/drive.rs"]
+mod drive;
+#[path = "support/frames.rs"]
+mod frames;
+#[path = "support/report.rs"]
+mod report;
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use discord_gateway_proto::protocol::envelope::read_envelope;
+use discord_gateway_proto::{Message, ShardId, Timestamp};
+
+use frames::{render, FrameSets, KeyOrder, SEED};
+
+/// One measured set of frames.
+struct Set {
+    /// Criterion group name.
+    name: &'static str,
+    /// What it is, for the table.
+    label: &'static str,
+    frames: Vec<String>,
+}
+
+fn sets() -> Vec<Set> {
+    let g = FrameSets::new(SEED);
+    // The stream after the handshake (HELLO and READY are the machine's own business).
+    let stream = &g.mixed[2..];
+    let mut sets = vec![
+        Set {
+            name: "heartbeat_ack",
+            label: "heartbeat ACK",
+            frames: g.heartbeat_ack,
+        },
+        Set {
+            name: "typing_start",
+            label: "TYPING_START",
+            frames: g.typing_start,
+        },
+        Set {
+            name: "presence_update",
+            label: "PRESENCE_UPDATE",
+            frames: g.presence_update,
+        },
+        Set {
+            name: "message_create_embed",
+            label: "MESSAGE_CREATE + embed",
+            frames: g.message_create_embed,
+        },
+        Set {
+            name: "guild_create",
+            label: "GUILD_CREATE",
+            frames: g.guild_create,
+        },
+        Set {
+            name: "mixed",
+            label: "mixed stream (t,s,op,d)",
+            frames: render(stream, KeyOrder::Discord),
+        },
+        Set {
+            name: "mixed_d_first",
+            label: "mixed stream (op,d,s,t)",
+            frames: render(stream, KeyOrder::DataFirst),
+        },
+    ];
+    if let Some(dir) = std::env::var_os("GATEWAY_CORPUS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        let load = |file: &str| -> Option<Vec<String>> {
+            let text = std::fs::read_to_string(dir.join(file)).ok()?;
+            // Skip HELLO and READY, as for the generated stream.
+            Some(text.lines().skip(2).map(str::to_owned).collect())
+        };
+        if let Some(frames) = load("mixed_stream.jsonl") {
+            sets.push(Set {
+                name: "corpus_mixed",
+                label: "corpus mixed_stream.jsonl",
+                frames,
+            });
+        }
+        if let Some(frames) = load("mixed_stream_dfirst.jsonl") {
+            sets.push(Set {
+                name: "corpus_mixed_d_first",
+                label: "corpus mixed_stream_dfirst.jsonl",
+                frames,
+            });
+        }
+    }
+    sets
+}
+
+const FUNCTIONS: [&str; 5] = [
+    "reader",
+    "machine",
+    "serde_value",
+    "memchr_absent",
+    "memchr_quotes",
+];
+
+fn bench_set(c: &mut Criterion, set: &Set) {
+    let frames = &set.frames;
+    let bytes: usize = frames.iter().map(String::len).sum();
+    let mut group = c.benchmark_group(set.name);
+    group.throughput(Throughput::Bytes(bytes as u64));
+    if bytes > 100_000 {
+        // Long iterations: equal-sized samples instead of criterion's linear ramp.
+        group.sampling_mode(SamplingMode::Flat);
+    }
+
+    group.bench_function("reader", |b| {
+        b.iter(|| {
+            let mut seen = 0usize;
+            for frame in frames {
+                let e = read_envelope(black_box(frame)).expect("valid frame");
+                seen += e.data.map_or(0, str::len) + e.op as usize;
+            }
+            seen
+        })
+    });
+
+    let config = drive::shared_config(1);
+    let now = Timestamp::from_secs(1);
+    let mut machine = drive::connected_machine(&config, ShardId::ONE, SEED, now);
+    group.bench_function("machine", |b| {
+        b.iter(|| {
+            let mut seen = 0usize;
+            for frame in frames {
+                machine.handle_message(now, Message::Text(black_box(frame)));
+                seen += drive::drain(&mut machine).data_bytes;
+            }
+            seen
+        })
+    });
+
+    group.bench_function("serde_value", |b| {
+        b.iter(|| {
+            let mut seen = 0usize;
+            for frame in frames {
+                let v: serde_json::Value = serde_json::from_str(black_box(frame)).unwrap();
+                seen += v.as_object().map_or(0, |o| o.len());
+            }
+            seen
+        })
+    });
+
+    group.bench_function("memchr_absent", |b| {
+        b.iter(|| {
+            let mut seen = 0usize;
+            for frame in frames {
+                seen += memchr::memchr(0xFF, black_box(frame).as_bytes()).unwrap_or(1);
+            }
+            seen
+        })
+    });
+
+    group.bench_function("memchr_quotes", |b| {
+        b.iter(|| {
+            let mut seen = 0usize;
+            for frame in frames {
+                seen += memchr::memchr_iter(b'"', black_box(frame).as_bytes()).count();
+            }
+            seen
+        })
+    });
+    group.finish();
+}
+
+fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 5]>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| frames | n | bytes/frame | reader ns/frame (GB/s) | machine ns/frame | Value ns/frame | memchr absent | memchr quotes | Value / reader | reader / memchr absent | reader / memchr quotes | machine / reader |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for set in sets {
+        let n = set.frames.len() as f64;
+        let bytes = set.frames.iter().map(String::len).sum::<usize>() as f64;
+        let Some([reader, machine, value, absent, quotes]) = times(set) else {
+            continue;
+        };
+        let per_frame = |t: Option<f64>| t.map_or("-".into(), |t| format!("{:.0}", t / n));
+        let gbps = reader.map_or("-".into(), |t| format!("{:.2}", bytes / t));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {} ({gbps}) | {} | {} | {} | {} | {} | {} | {} | {} |",
+            set.label,
+            set.frames.len(),
+            bytes / n,
+            per_frame(reader),
+            per_frame(machine),
+            per_frame(value),
+            per_frame(absent),
+            per_frame(quotes),
+            report::ratio(value, reader),
+            report::ratio(reader, absent),
+            report::ratio(reader, quotes),
+            report::ratio(machine, reader),
+        );
+    }
+    out
+}
+
+/// Nanoseconds per pass over the set for each of [`FUNCTIONS`]: the best of many rounds,
+/// the functions interleaved within each round. Contention from other processes only ever
+/// adds time, so the minimum is the steadiest estimate on a shared machine, and
+/// interleaving exposes every function to the same conditions.
+fn best_of_interleaved(set: &Set) -> [f64; 5] {
+    use criterion::measurement::{Measurement, WallTime};
+    let frames = &set.frames;
+    let config = drive::shared_config(1);
+    let now = Timestamp::from_secs(1);
+    let mut machine = drive::connected_machine(&config, ShardId::ONE, SEED, now);
+    let mut passes: [Box<dyn FnMut() -> usize + '_>; 5] = [
+        Box::new(|| {
+            frames
+                .iter()
+                .map(|f| read_envelope(black_box(f)).map_or(0, |e| e.op as usize))
+                .sum()
+        }),
+        Box::new(move || {
+            let mut seen = 0;
+            for frame in frames {
+                machine.handle_message(now, Message::Text(black_box(frame)));
+                seen += drive::drain(&mut machine).data_bytes;
+            }
+            seen
+        }),
+        Box::new(|| {
+            frames
+                .iter()
+                .map(|f| {
+                    serde_json::from_str::<serde_json::Value>(black_box(f))
+                        .map_or(0, |v| v.as_object().map_or(0, |o| o.len()))
+                })
+                .sum()
+        }),
+        Box::new(|| {
+            frames
+                .iter()
+                .map(|f| memchr::memchr(0xFF, black_box(f).as_bytes()).unwrap_or(1))
+                .sum()
+        }),
+        Box::new(|| {
+            frames
+                .iter()
+                .map(|f| memchr::memchr_iter(b'"', black_box(f).as_bytes()).count())
+                .sum()
+        }),
+    ];
+    // Small sets are passed over several times per timing, so the timer's own cost and
+    // resolution stay negligible.
+    let bytes: usize = frames.iter().map(String::len).sum();
+    let repeat = (64 * 1024 / bytes.max(1)).max(1);
+    let mut best = [f64::MAX; 5];
+    let mut round = |best: &mut [f64; 5]| {
+        for (pass, best) in passes.iter_mut().zip(best.iter_mut()) {
+            let start = WallTime.start();
+            for _ in 0..repeat {
+                black_box(pass());
+            }
+            *best = best.min(WallTime.end(start).as_nanos() as f64 / repeat as f64);
+        }
+    };
+    let start = WallTime.start();
+    round(&mut best);
+    // About two seconds per set.
+    let once = WallTime.end(start).as_secs_f64();
+    let rounds = (2.0 / once).clamp(10.0, 500.0) as usize;
+    for _ in 0..rounds {
+        round(&mut best);
+    }
+    best
+}
+
+fn main() {
+    let results = report::Results::start();
+    let sets = sets();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+        .configure_from_args();
+    for set in &sets {
+        bench_set(&mut c, set);
+    }
+    c.final_summary();
+    let ran: Vec<&Set> = sets
+        .iter()
+        .filter(|set| results.nanos(set.name, "reader").is_some())
+        .collect();
+    if ran.is_empty() {
+        return;
+    }
+    let medians = table(&sets, &|set| {
+        let times = FUNCTIONS.map(|f| results.nanos(set.name, f));
+        times[0].map(|_| times)
+    });
+    println!("\n## Envelope and machine: criterion medians, per frame\n\n{medians}");
+    // Only under `cargo bench` (criterion's test mode runs each bench once, untimed).
+    let best = if std::env::args().any(|a| a == "--bench") {
+        let best: Vec<(&str, [f64; 5])> = ran
+            .iter()
+            .map(|set| (set.name, best_of_interleaved(set)))
+            .collect();
+        let best = table(&sets, &|set| {
+            let (_, times) = best.iter().find(|(name, _)| *name == set.name)?;
+            Some(times.map(Some))
+        });
+        println!("\n## Envelope and machine: best of interleaved rounds, per frame\n\n{best}");
+        best
+    } else {
+        String::new()
+    };
+    let _ = std::fs::write(
+        results.path("throughput.md"),
+        format!("criterion medians\n\n{medians}\nbest of interleaved rounds\n\n{best}"),
+    );
+}

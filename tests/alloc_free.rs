@@ -1,0 +1,131 @@
+//! Steady-state dispatch handling allocates nothing, and an idle connected machine stays
+//! small. Counted with a global allocator wrapper (this test binary only; not timed).
+//!
+//! The machine is driven by hand (Connect -> handle_connected -> Hello -> grant_identify ->
+//! READY -> dispatches), the way a driver does, with frames from the benches' generator.
+
+#[path = "../benches/support/drive.rs"]
+mod drive;
+#[path = "../benches/support/frames.rs"]
+mod frames;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use discord_gateway_proto::{Message, ShardId, Timestamp};
+use frames::{render, FrameGen, FrameSets, KeyOrder, SEED};
+
+/// Counts allocations made by the current thread (tests run on several threads).
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Feeds `frames` (warm-up pass, then a counted pass) and returns the allocations of the
+/// counted pass and the dispatches it produced.
+fn steady_state_allocations(frames: &[String]) -> (u64, usize) {
+    let config = drive::shared_config(1);
+    let now = Timestamp::from_secs(1);
+    let mut m = drive::connected_machine(&config, ShardId::ONE, SEED, now);
+    let run = |m: &mut discord_gateway_proto::GatewayMachine| {
+        let mut dispatches = 0;
+        for frame in frames {
+            m.handle_message(now, Message::Text(frame));
+            dispatches += drive::drain(m).dispatches;
+        }
+        dispatches
+    };
+    run(&mut m);
+    let before = allocations();
+    let dispatches = run(&mut m);
+    (allocations() - before, dispatches)
+}
+
+#[test]
+fn dispatch_frames_allocate_nothing_in_steady_state() {
+    let sets = FrameSets::new(SEED);
+    let stream = render(&sets.mixed[2..], KeyOrder::Discord);
+    let d_first = render(&sets.mixed[2..], KeyOrder::DataFirst);
+    for (name, frames) in [
+        ("heartbeat ACK", &sets.heartbeat_ack),
+        ("TYPING_START", &sets.typing_start),
+        ("PRESENCE_UPDATE", &sets.presence_update),
+        ("MESSAGE_CREATE with embed", &sets.message_create_embed),
+        ("GUILD_CREATE", &sets.guild_create),
+        ("mixed stream", &stream),
+        ("mixed stream, d first", &d_first),
+    ] {
+        let (allocs, dispatches) = steady_state_allocations(frames);
+        let expected = frames.iter().filter(|f| !f.contains(r#""op":11"#)).count();
+        assert_eq!(dispatches, expected, "{name}: every dispatch comes out");
+        assert_eq!(
+            allocs,
+            0,
+            "{name}: {allocs} allocations for {} frames",
+            frames.len()
+        );
+    }
+}
+
+#[test]
+fn idle_connected_machine_is_small() {
+    // Config shared through an Arc, as among the shards of a process: not counted.
+    let config = drive::shared_config(16);
+    let mut gen = FrameGen::new(SEED);
+    let frames = render(
+        &[
+            gen.typing_start(),
+            gen.message_create_embed(),
+            gen.presence_update(),
+        ],
+        KeyOrder::Discord,
+    );
+    let mut m = drive::idle_machine(&config, ShardId::new(3, 16), SEED);
+    let bytes = drive::footprint(&m);
+    eprintln!(
+        "idle connected machine: {} struct + {} heap = {bytes} bytes",
+        std::mem::size_of_val(&m),
+        m.heap_bytes()
+    );
+    assert!(bytes < 1536, "{bytes} bytes");
+
+    // Busy for a while (a GUILD_CREATE and dispatches), then quiet again: the buffers the
+    // burst needed are given back within one heartbeat round.
+    let now = m.now();
+    for frame in FrameSets::new(SEED).guild_create.iter().chain(&frames) {
+        m.handle_message(now, Message::Text(frame));
+        drive::drain(&mut m);
+    }
+    assert!(drive::footprint(&m) > 100_000);
+    drive::heartbeat_round(&mut m);
+    drive::heartbeat_round(&mut m);
+    let after = drive::footprint(&m);
+    assert!(after < 1536, "{after} bytes after a burst");
+}

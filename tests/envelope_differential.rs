@@ -1,0 +1,111 @@
+//! The envelope reader against serde_json on realistic frames with random damage: whatever
+//! serde_json rejects as JSON the reader rejects, and whatever the reader accepts
+//! serde_json reads to the same `op`, `s`, `t` and `d`.
+
+#[path = "../benches/support/frames.rs"]
+mod frames;
+
+use std::sync::OnceLock;
+
+use discord_gateway_proto::protocol::envelope::{read_envelope, EnvelopeError};
+use frames::{render, FrameGen, KeyOrder, SEED};
+use proptest::prelude::*;
+
+fn pool() -> &'static [String] {
+    static POOL: OnceLock<Vec<String>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut g = FrameGen::new(SEED);
+        let mut frames = vec![g.heartbeat_ack(), g.hello(41_250), g.ready(3)];
+        frames.extend((0..40).map(|_| g.busy_event()));
+        let mut texts = render(&frames, KeyOrder::Discord);
+        texts.extend(render(&frames[..10], KeyOrder::DataFirst));
+        texts
+    })
+}
+
+const BYTES: &[u8] = b"\"\\{}[],: 0-.eEntfu\n\x01a9/";
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(usize, u8),
+    Insert(usize, u8),
+    Delete(usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let byte = proptest::sample::select(BYTES);
+    prop_oneof![
+        (any::<usize>(), byte.clone()).prop_map(|(i, b)| Edit::Replace(i, b)),
+        (any::<usize>(), byte).prop_map(|(i, b)| Edit::Insert(i, b)),
+        any::<usize>().prop_map(Edit::Delete),
+    ]
+}
+
+fn apply(text: &str, edits: &[Edit]) -> Option<String> {
+    let mut bytes = text.as_bytes().to_vec();
+    for edit in edits {
+        let n = bytes.len().max(1);
+        match *edit {
+            Edit::Replace(i, b) if !bytes.is_empty() => bytes[i % n] = b,
+            Edit::Insert(i, b) => bytes.insert(i % (bytes.len() + 1), b),
+            Edit::Delete(i) if !bytes.is_empty() => {
+                bytes.remove(i % n);
+            }
+            _ => {}
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+fn compare(text: &str) -> Result<(), TestCaseError> {
+    let serde = serde_json::from_str::<serde_json::Value>(text);
+    match (read_envelope(text), serde) {
+        (Ok(e), Ok(v)) => {
+            prop_assert_eq!(Some(e.op), v["op"].as_u64());
+            prop_assert_eq!(e.sequence, v["s"].as_u64());
+            prop_assert_eq!(e.event_name, v["t"].as_str());
+            match e.data {
+                Some(d) => {
+                    let d: serde_json::Value = serde_json::from_str(d).expect("d is JSON");
+                    prop_assert_eq!(&d, &v["d"]);
+                }
+                None => prop_assert!(v.get("d").is_none()),
+            }
+        }
+        (Ok(_), Err(error)) => {
+            // serde_json also refuses some well-formed JSON: lone surrogate escapes and
+            // numbers beyond f64.
+            let why = error.to_string();
+            prop_assert!(
+                why.contains("surrogate") || why.contains("number out of range"),
+                "reader accepted what serde_json rejects ({why}): {text:?}"
+            );
+        }
+        (Err(EnvelopeError::Malformed { .. }), Ok(_)) => {
+            prop_assert!(false, "reader rejected valid JSON: {text:?}");
+        }
+        // Valid JSON that is not a usable envelope (no op, a string op, a duplicate field),
+        // or nesting beyond both parsers' limits.
+        (Err(_), _) => {}
+    }
+    Ok(())
+}
+
+#[test]
+fn undamaged_frames_agree() {
+    for text in pool() {
+        compare(text).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn damaged_frames_agree(which in any::<usize>(), edits in proptest::collection::vec(edit(), 1..4)) {
+        let frames = pool();
+        if let Some(text) = apply(&frames[which % frames.len()], &edits) {
+            compare(&text)?;
+        }
+    }
+}

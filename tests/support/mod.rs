@@ -1,0 +1,2 @@
+//! Support code for the property tests.
+pub mod model;

@@ -1,0 +1,571 @@
+//! A reference model of the gateway protocol, written from PROTOCOL.md and the documented
+//! policies (not from the machine's code): the phase, the session (sequence, last ACK,
+//! whether it has a resume URL), whether Hello arrived on this connection, the heartbeat
+//! schedule, and the failure counters.
+//!
+//! Every transition returns an [`Expect`]: what the machine must output for that input.
+//! Random choices the model cannot know (heartbeat jitter, backoff jitter, the op-9 wait) are
+//! learned from the machine's outputs and checked against the allowed range with
+//! [`Model::learn_first_beat`] and [`Model::learn_reconnect`].
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use discord_gateway_proto::Timestamp;
+
+/// The policy numbers the model follows (the machine's config, read once).
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub auto_grant: bool,
+    pub connect_timeout: Duration,
+    pub hello_timeout: Duration,
+    pub ready_timeout: Duration,
+    pub stale_after: Duration,
+    pub max_failed_resumes: u32,
+    pub max_attempts: Option<u32>,
+    /// Exponential backoff: attempt n >= 1 waits in `[d/2, d)`, `d = initial * 2^(n-1)`
+    /// capped at `max`; attempt 0 (after a healthy connection) does not wait.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// op 9 `false`: wait in `[min, max)` before identifying again (or the backoff, if longer).
+    pub invalid_session_delay: (Duration, Duration),
+}
+
+pub const OP1_MIN_SPACING: Duration = Duration::from_secs(1);
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MPhase {
+    Disconnected,
+    Connecting,
+    AwaitingHello,
+    AwaitingGrant,
+    Identifying,
+    Resuming,
+    Connected,
+    Closed,
+    Fatal,
+}
+
+impl MPhase {
+    pub fn socket_open(self) -> bool {
+        matches!(
+            self,
+            MPhase::AwaitingHello
+                | MPhase::AwaitingGrant
+                | MPhase::Identifying
+                | MPhase::Resuming
+                | MPhase::Connected
+        )
+    }
+
+    pub fn after_hello(self) -> bool {
+        self.socket_open() && self != MPhase::AwaitingHello
+    }
+
+    pub fn terminal(self) -> bool {
+        matches!(self, MPhase::Closed | MPhase::Fatal)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MSession {
+    pub seq: u64,
+    pub last_ack: Timestamp,
+    pub has_resume_url: bool,
+}
+
+/// Where a connection must go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Main,
+    ResumeUrl,
+}
+
+/// An op-1 answer: required, allowed (the budget is nearly used), or forbidden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Op1 {
+    #[default]
+    MustNot,
+    May,
+    Must,
+}
+
+/// The reconnect the machine must announce (`Event::Disconnected`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reconnect {
+    /// The delay's allowed range `[min, max)`; `(0, 0)`: at once.
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// What the machine must output for one input.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// A `Close` with a code that keeps the session (`Some(false)`), or 1000 (`Some(true)`).
+    pub close: Option<bool>,
+    pub connect: Option<Target>,
+    pub identify: bool,
+    /// Resume with this sequence.
+    pub resume: Option<u64>,
+    pub identify_requested: bool,
+    pub scheduled_beat: bool,
+    pub op1: Op1,
+    pub ready: bool,
+    pub resumed: bool,
+    pub disconnected: Option<Reconnect>,
+    pub fatal: bool,
+    /// `Event::Shutdown { session_kept }`.
+    pub shutdown: Option<bool>,
+    /// `Event::Hello`: the first beat is learned from the decision trace.
+    pub hello: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Drop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    Backoff,
+    InvalidSession,
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub policy: Policy,
+    pub now: Timestamp,
+    pub phase: MPhase,
+    pub session: Option<MSession>,
+    pub to_resume_url: bool,
+    pub attempts: u32,
+    pub failed_resumes: u32,
+    pub connect_deadline: Option<Timestamp>,
+    pub hello_deadline: Option<Timestamp>,
+    pub ready_deadline: Option<Timestamp>,
+    pub reconnect_at: Option<Timestamp>,
+    pub interval: Option<Duration>,
+    pub beat_due: Option<Timestamp>,
+    pub awaiting_ack: bool,
+    pub last_op1_answer: Option<Timestamp>,
+}
+
+impl Model {
+    /// A new machine: it connects at once.
+    pub fn new(policy: Policy, now: Timestamp) -> (Self, Expect) {
+        let mut m = Model {
+            policy,
+            now,
+            phase: MPhase::Disconnected,
+            session: None,
+            to_resume_url: false,
+            attempts: 0,
+            failed_resumes: 0,
+            connect_deadline: None,
+            hello_deadline: None,
+            ready_deadline: None,
+            reconnect_at: None,
+            interval: None,
+            beat_due: None,
+            awaiting_ack: false,
+            last_op1_answer: None,
+        };
+        let mut e = Expect::default();
+        m.connect(&mut e);
+        (m, e)
+    }
+
+    /// The earliest time the machine must act by itself.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        [
+            self.connect_deadline,
+            self.hello_deadline,
+            self.ready_deadline,
+            self.reconnect_at,
+            self.beat_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn is_stale(&self, at: Timestamp) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| at.saturating_duration_since(s.last_ack) > self.policy.stale_after)
+    }
+
+    fn clear_connection(&mut self) {
+        self.connect_deadline = None;
+        self.hello_deadline = None;
+        self.ready_deadline = None;
+        self.reconnect_at = None;
+        self.interval = None;
+        self.beat_due = None;
+        self.awaiting_ack = false;
+        self.last_op1_answer = None;
+    }
+
+    /// Opens a connection: a stale session is dropped first; resumes go to the resume URL.
+    fn connect(&mut self, e: &mut Expect) {
+        if self.is_stale(self.now) {
+            self.session = None;
+        }
+        self.to_resume_url = self.session.as_ref().is_some_and(|s| s.has_resume_url);
+        self.clear_connection();
+        self.phase = MPhase::Connecting;
+        self.connect_deadline = Some(self.now.saturating_add(self.policy.connect_timeout));
+        e.connect = Some(if self.to_resume_url {
+            Target::ResumeUrl
+        } else {
+            Target::Main
+        });
+    }
+
+    fn backoff(&self, attempt: u32) -> (Duration, Duration) {
+        if attempt == 0 {
+            return (Duration::ZERO, Duration::ZERO);
+        }
+        let factor = 1u32.checked_shl((attempt - 1).min(31)).unwrap_or(u32::MAX);
+        let full = self
+            .policy
+            .backoff_initial
+            .checked_mul(factor)
+            .unwrap_or(self.policy.backoff_max)
+            .min(self.policy.backoff_max);
+        (full / 2, full)
+    }
+
+    /// The connection ends. `machine_closes`: the machine closes the socket itself (so it
+    /// must output `Close`), as opposed to the server having closed it.
+    fn lose(&mut self, fate: Fate, wait: Wait, machine_closes: bool, e: &mut Expect) {
+        let was = self.phase;
+        let mut drop = fate == Fate::Drop;
+        // A resume URL that accepts but ends the connection before Hello failed the resume.
+        if was == MPhase::Resuming || (was == MPhase::AwaitingHello && self.to_resume_url) {
+            self.failed_resumes += 1;
+            if self.failed_resumes >= self.policy.max_failed_resumes && self.session.is_some() {
+                drop = true; // circuit breaker
+            }
+        }
+        if was == MPhase::Connecting && self.to_resume_url {
+            drop = true; // the resume URL is unreachable: main URL, identify
+        }
+        if drop {
+            self.session = None;
+            self.failed_resumes = 0;
+        }
+        if machine_closes && (was == MPhase::Connecting || was.socket_open()) {
+            e.close = Some(false);
+        }
+        self.clear_connection();
+        if self
+            .policy
+            .max_attempts
+            .is_some_and(|max| self.attempts >= max)
+        {
+            self.phase = MPhase::Fatal;
+            e.fatal = true;
+            return;
+        }
+        let (min, max) = match wait {
+            Wait::Backoff => self.backoff(self.attempts),
+            Wait::InvalidSession => {
+                // The op-9 wait, but never shorter than this attempt's backoff.
+                let (lo, hi) = self.backoff(self.attempts);
+                let (min, max) = self.policy.invalid_session_delay;
+                (min.max(lo), max.max(hi))
+            }
+        };
+        self.attempts = self.attempts.saturating_add(1);
+        e.disconnected = Some(Reconnect { min, max });
+        self.phase = MPhase::Disconnected;
+        if max.is_zero() {
+            self.connect(e);
+        }
+        // Otherwise `learn_reconnect` sets `reconnect_at` from the machine's announcement.
+    }
+
+    /// The machine announced its reconnect time: check it against the policy and keep it.
+    /// Returns the expected `resume` flag of the announcement.
+    pub fn learn_reconnect(&mut self, at: Timestamp, r: Reconnect) -> Result<bool, String> {
+        let delay = at.saturating_duration_since(self.now);
+        let ok = if r.max.is_zero() {
+            delay.is_zero()
+        } else {
+            delay >= r.min && delay < r.max && at >= self.now
+        };
+        if !ok {
+            return Err(format!(
+                "reconnect at {at} (in {delay:?}) outside [{:?}, {:?})",
+                r.min, r.max
+            ));
+        }
+        if self.phase == MPhase::Disconnected {
+            self.reconnect_at = Some(at);
+        }
+        Ok(self.session.is_some() && !self.is_stale(at))
+    }
+
+    /// The machine chose its first beat: it must fall in `[hello, hello + interval)`.
+    pub fn learn_first_beat(&mut self, at: Timestamp) -> Result<(), String> {
+        let interval = self.interval.ok_or("first beat without an interval")?;
+        if at < self.now || at >= self.now.saturating_add(interval) {
+            return Err(format!(
+                "first beat at {at} outside [{}, +{interval:?})",
+                self.now
+            ));
+        }
+        self.beat_due = Some(at);
+        Ok(())
+    }
+
+    fn live(&mut self) {
+        self.phase = MPhase::Connected;
+        self.attempts = 0;
+        self.failed_resumes = 0;
+        self.ready_deadline = None;
+        if let Some(s) = &mut self.session {
+            s.last_ack = self.now;
+        }
+    }
+
+    fn observe(&mut self, seq: u64) {
+        if let Some(s) = &mut self.session {
+            s.seq = s.seq.max(seq);
+        }
+    }
+
+    fn send_identify(&mut self, e: &mut Expect) {
+        e.identify = true;
+        self.phase = MPhase::Identifying;
+        self.ready_deadline = Some(self.now.saturating_add(self.policy.ready_timeout));
+    }
+
+    // ----- inputs -----
+
+    pub fn advance(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
+    }
+
+    pub fn on_connected(&mut self) -> Expect {
+        if self.phase == MPhase::Connecting {
+            self.phase = MPhase::AwaitingHello;
+            self.connect_deadline = None;
+            self.hello_deadline = Some(self.now.saturating_add(self.policy.hello_timeout));
+        }
+        Expect::default()
+    }
+
+    /// The socket closed: `None` = transport lost (or the attempt failed).
+    pub fn on_closed(&mut self, code: Option<u16>) -> Expect {
+        let mut e = Expect::default();
+        if !(self.phase == MPhase::Connecting || self.phase.socket_open()) {
+            return e;
+        }
+        let fate = match code {
+            None => Fate::Keep,
+            Some(4004 | 4010..=4014) => {
+                self.phase = MPhase::Fatal;
+                self.clear_connection();
+                e.fatal = true;
+                return e;
+            }
+            Some(4003 | 4007 | 4009) => Fate::Drop,
+            Some(_) => Fate::Keep,
+        };
+        self.lose(fate, Wait::Backoff, false, &mut e);
+        e
+    }
+
+    pub fn on_hello(&mut self, interval_ms: Option<u64>) -> Expect {
+        let mut e = Expect::default();
+        if self.phase != MPhase::AwaitingHello {
+            return e;
+        }
+        let Some(ms) = interval_ms.filter(|&ms| ms > 0) else {
+            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+            return e;
+        };
+        self.hello_deadline = None;
+        self.interval = Some(Duration::from_millis(ms).clamp(MIN_INTERVAL, MAX_INTERVAL));
+        e.hello = true;
+        if let Some(s) = &self.session {
+            e.resume = Some(s.seq);
+            self.phase = MPhase::Resuming;
+            self.ready_deadline = Some(self.now.saturating_add(self.policy.ready_timeout));
+        } else if self.policy.auto_grant {
+            self.send_identify(&mut e);
+        } else {
+            e.identify_requested = true;
+            self.phase = MPhase::AwaitingGrant;
+        }
+        e
+    }
+
+    /// READY; `valid`: it has a session id.
+    pub fn on_ready(&mut self, seq: u64, valid: bool, resume_url: bool) -> Expect {
+        let mut e = Expect::default();
+        match self.phase {
+            MPhase::Identifying if valid => {
+                self.session = Some(MSession {
+                    seq,
+                    last_ack: self.now,
+                    has_resume_url: resume_url,
+                });
+                self.live();
+                e.ready = true;
+            }
+            MPhase::Identifying => self.lose(Fate::Drop, Wait::Backoff, true, &mut e),
+            MPhase::Resuming | MPhase::Connected => self.observe(seq),
+            _ => {}
+        }
+        e
+    }
+
+    pub fn on_resumed(&mut self, seq: u64) -> Expect {
+        let mut e = Expect::default();
+        match self.phase {
+            MPhase::Resuming => {
+                self.observe(seq);
+                self.live();
+                e.resumed = true;
+            }
+            MPhase::Connected => self.observe(seq),
+            _ => {}
+        }
+        e
+    }
+
+    pub fn on_dispatch(&mut self, seq: u64) -> Expect {
+        if matches!(self.phase, MPhase::Resuming | MPhase::Connected) {
+            self.observe(seq);
+        }
+        Expect::default()
+    }
+
+    pub fn on_ack(&mut self) -> Expect {
+        if self.phase.after_hello() {
+            self.awaiting_ack = false;
+            let now = self.now;
+            if let Some(s) = &mut self.session {
+                s.last_ack = now;
+            }
+        }
+        Expect::default()
+    }
+
+    /// op 1. `sent_recently`: frames sent on this connection in the last 61 s.
+    pub fn on_op1(&mut self, sent_recently: usize) -> Expect {
+        let mut e = Expect::default();
+        if !self.phase.after_hello() {
+            return e;
+        }
+        let spaced = self
+            .last_op1_answer
+            .is_none_or(|t| self.now.saturating_duration_since(t) >= OP1_MIN_SPACING);
+        e.op1 = if !spaced {
+            Op1::MustNot
+        } else if sent_recently + 3 < 120 {
+            Op1::Must
+        } else {
+            Op1::May
+        };
+        e
+    }
+
+    /// The machine answered an op 1 (learned: `May` leaves it to the machine).
+    pub fn op1_answered(&mut self) {
+        self.last_op1_answer = Some(self.now);
+        self.awaiting_ack = true;
+    }
+
+    pub fn on_reconnect_request(&mut self) -> Expect {
+        let mut e = Expect::default();
+        if self.phase.socket_open() {
+            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+        }
+        e
+    }
+
+    /// op 9 with `d` = `Some(bool)`, or `None` when `d` is not a boolean (not resumable).
+    pub fn on_invalid_session(&mut self, resumable: Option<bool>) -> Expect {
+        let mut e = Expect::default();
+        if !self.phase.after_hello() {
+            return e;
+        }
+        if resumable == Some(true) {
+            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+        } else {
+            self.lose(Fate::Drop, Wait::InvalidSession, true, &mut e);
+        }
+        e
+    }
+
+    pub fn on_grant(&mut self) -> (Expect, bool) {
+        let mut e = Expect::default();
+        if self.phase == MPhase::AwaitingGrant {
+            self.send_identify(&mut e);
+            return (e, true);
+        }
+        (e, false)
+    }
+
+    pub fn on_shutdown(&mut self, keep: bool) -> Expect {
+        let mut e = Expect::default();
+        if self.phase.terminal() {
+            return e;
+        }
+        if self.phase == MPhase::Connecting || self.phase.socket_open() {
+            e.close = Some(!keep);
+        }
+        if !keep {
+            self.session = None;
+        }
+        self.clear_connection();
+        self.phase = MPhase::Closed;
+        e.shutdown = Some(self.session.is_some());
+        e
+    }
+
+    /// `handle_timeout(now)`: each expired timer fires once. The stall timeouts are looked
+    /// at before the heartbeat (a connection that stalled ends without a last beat).
+    pub fn on_timeout(&mut self, now: Timestamp) -> Expect {
+        self.advance(now);
+        let mut e = Expect::default();
+        let due = |d: Option<Timestamp>| d.is_some_and(|d| d <= now);
+        let stalled = match self.phase {
+            MPhase::Connecting => due(self.connect_deadline),
+            MPhase::AwaitingHello => due(self.hello_deadline),
+            MPhase::Identifying | MPhase::Resuming => due(self.ready_deadline),
+            _ => false,
+        };
+        if stalled {
+            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+            return e;
+        }
+        if self.phase.after_hello() && due(self.beat_due) {
+            if self.awaiting_ack {
+                // No ACK since the last beat: zombie. Close and reconnect to resume.
+                self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+                return e;
+            }
+            let interval = self.interval.expect("interval after hello");
+            let deadline = self.beat_due.expect("due");
+            let mut next = deadline.saturating_add(interval);
+            if next <= now {
+                next = now.saturating_add(interval);
+            }
+            self.beat_due = Some(next);
+            self.awaiting_ack = true;
+            e.scheduled_beat = true;
+        }
+        if self.phase == MPhase::Disconnected && due(self.reconnect_at) {
+            self.connect(&mut e);
+        }
+        e
+    }
+}
