@@ -175,10 +175,17 @@ impl<C: IdentifyCoordinator> IdentifyQueue<C> {
         self
     }
 
-    /// The coordinator.
+        /// The coordinator.
     pub fn coordinator(&self) -> &C {
         &self.coordinator
     }
+
+    /// The coordinator, mutably: e.g. to take the last error a shared-store coordinator
+    /// kept, or to reconnect it. Decisions already made are not revisited.
+    pub fn coordinator_mut(&mut self) -> &mut C {
+        &mut self.coordinator
+    }
+
 
     /// Session starts left before the refill.
     pub fn remaining(&self) -> u32 {
