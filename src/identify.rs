@@ -175,7 +175,7 @@ impl<C: IdentifyCoordinator> IdentifyQueue<C> {
         self
     }
 
-        /// The coordinator.
+    /// The coordinator.
     pub fn coordinator(&self) -> &C {
         &self.coordinator
     }
@@ -185,7 +185,6 @@ impl<C: IdentifyCoordinator> IdentifyQueue<C> {
     pub fn coordinator_mut(&mut self) -> &mut C {
         &mut self.coordinator
     }
-
 
     /// Session starts left before the refill.
     pub fn remaining(&self) -> u32 {
