@@ -278,15 +278,7 @@ impl SimDriver {
         // 3. The machine's timers.
         if let Some(deadline) = self.machine.poll_timeout().filter(|&d| d <= now) {
             self.trace.push(now, TraceKind::Timeout { deadline });
-            self.record(|r| r.record_timeout(now));
-            self.machine.handle_timeout(now);
-            self.drain(false);
-            if let Some(next) = self.machine.poll_timeout().filter(|&d| d <= now) {
-                self.violation(ContractViolation::DeadlineNotAfterTimeout {
-                    at: now,
-                    deadline: next,
-                });
-            }
+            self.fire_timeout(now);
         }
         true
     }
@@ -346,6 +338,11 @@ impl SimDriver {
         if let Some(deadline) = self.machine.poll_timeout().filter(|&d| d <= now) {
             self.trace.push(now, TraceKind::Timeout { deadline });
         }
+        self.fire_timeout(now);
+    }
+
+    /// Calls `handle_timeout(now)`, drains, and checks the next deadline moved past `now`.
+    fn fire_timeout(&mut self, now: Timestamp) {
         self.record(|r| r.record_timeout(now));
         self.machine.handle_timeout(now);
         self.drain(false);
