@@ -204,6 +204,11 @@ impl RecordingMachine {
         &self.machine
     }
 
+    /// Splits into the machine and its recorder, for a driver that feeds both itself.
+    pub fn into_parts(self) -> (GatewayMachine, Recorder) {
+        (self.machine, self.recorder)
+    }
+
     /// The next recorded line (without a newline), oldest first.
     pub fn pop_line(&mut self) -> Option<String> {
         self.recorder.pop_line()

@@ -14,7 +14,7 @@ use crate::machine::{GatewayMachine, Message, StartOptions};
 use crate::output::{CloseFrame, Event, Output};
 use crate::protocol::commands::Command;
 use crate::protocol::opcode::OpCode;
-use crate::record::Recorder;
+use crate::record::{Recorder, RecordingMachine};
 use crate::time::Timestamp;
 
 /// How the driver answers [`Event::IdentifyRequested`].
@@ -138,9 +138,7 @@ impl SimDriver {
         now: Timestamp,
         gateway: FakeGateway,
     ) -> Result<Self, ConfigError> {
-        let config = config.into();
-        let recorder = Recorder::new(&config, &options, seed, now);
-        let machine = GatewayMachine::with_options(config, options, seed, now)?;
+        let (machine, recorder) = RecordingMachine::new(config, options, seed, now)?.into_parts();
         Ok(Self::from_parts(machine, gateway, Some(recorder)))
     }
 
