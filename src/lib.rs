@@ -89,7 +89,7 @@
 //! - `zlib-stream`, `zstd-stream`: transport compression.
 //! - `sim`: a fake gateway and a virtual-time driver, for tests and demos.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;

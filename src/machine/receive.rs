@@ -9,7 +9,7 @@ use super::{GatewayMachine, Message};
 use crate::output::RateLimited;
 use crate::output::{DisconnectReason, Event, ProtocolError};
 use crate::phase::Phase;
-use crate::protocol::envelope::read_envelope;
+use crate::protocol::envelope::{read_envelope, Envelope, EnvelopeError};
 use crate::protocol::opcode::OpCode;
 use crate::protocol::rate_limited::RATE_LIMITED_EVENT;
 use crate::session::Session;
@@ -22,6 +22,26 @@ pub(crate) const RX_RETAIN: usize = 1 << 20;
 fn range_in(whole: &str, part: &str) -> Range<usize> {
     let start = part.as_ptr() as usize - whole.as_ptr() as usize;
     start..start + part.len()
+}
+
+/// An envelope with its text fields as byte ranges of the message, so that it outlives
+/// the borrow of the text it was read from.
+struct Located {
+    op: u64,
+    sequence: Option<u64>,
+    name: Option<Range<usize>>,
+    data: Option<Range<usize>>,
+}
+
+impl Located {
+    fn new(text: &str, envelope: &Envelope<'_>) -> Self {
+        Self {
+            op: envelope.op,
+            sequence: envelope.sequence,
+            name: envelope.event_name.map(|name| range_in(text, name)),
+            data: envelope.data.map(|data| range_in(text, data)),
+        }
+    }
 }
 
 impl GatewayMachine {
@@ -40,16 +60,10 @@ impl GatewayMachine {
             self.rx.clear();
             self.rx.shrink_to(RX_RETAIN);
         }
-        match message {
-            Message::Text(text) => {
-                self.rx.clear();
-                self.rx.push_str(text);
-            }
+        let envelope = match message {
+            Message::Text(text) => self.keep_text(text),
             Message::TextBytes(bytes) => match core::str::from_utf8(bytes) {
-                Ok(text) => {
-                    self.rx.clear();
-                    self.rx.push_str(text);
-                }
+                Ok(text) => self.keep_text(text),
                 Err(_) => {
                     self.push_event(Event::ProtocolError(ProtocolError::InvalidUtf8));
                     return;
@@ -59,10 +73,21 @@ impl GatewayMachine {
                 if !self.inflate(bytes) {
                     return;
                 }
+                read_envelope(&self.rx).map(|envelope| Located::new(&self.rx, &envelope))
             }
-        }
+        };
         self.heartbeat.on_message();
-        self.on_text();
+        self.on_envelope(envelope);
+    }
+
+    /// Reads the envelope of `text`, then copies `text` into `rx`, where the envelope's
+    /// ranges point. Reading first brings the driver's bytes into cache (the reader
+    /// prefetches), so the copy then runs from cache.
+    fn keep_text(&mut self, text: &str) -> Result<Located, EnvelopeError> {
+        let envelope = read_envelope(text).map(|envelope| Located::new(text, &envelope));
+        self.rx.clear();
+        self.rx.push_str(text);
+        envelope
     }
 
     /// Decompresses a binary message into `rx`. Returns whether `rx` now holds a complete
@@ -105,18 +130,19 @@ impl GatewayMachine {
         }
     }
 
-    fn on_text(&mut self) {
-        let envelope = match read_envelope(&self.rx) {
+    fn on_envelope(&mut self, envelope: Result<Located, EnvelopeError>) {
+        let Located {
+            op,
+            sequence,
+            name,
+            data,
+        } = match envelope {
             Ok(envelope) => envelope,
             Err(error) => {
                 self.push_event(Event::ProtocolError(ProtocolError::Envelope(error)));
                 return;
             }
         };
-        let op = envelope.op;
-        let sequence = envelope.sequence;
-        let name = envelope.event_name.map(|n| range_in(&self.rx, n));
-        let data = envelope.data.map(|d| range_in(&self.rx, d));
         match OpCode::from_u64(op) {
             None => self.push_event(Event::ProtocolError(ProtocolError::UnknownOpcode(op))),
             Some(OpCode::Dispatch) => match (name, sequence, data) {
