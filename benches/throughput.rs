@@ -1,7 +1,8 @@
 //! Envelope reader and whole-machine throughput on generated frames, each measured beside
 //! its baselines in the same run:
 //!
-//! - `reader`: [`read_envelope`] of each frame (the whole frame is validated, `d` included);
+//! - `reader`: [`read_envelope`] of each frame (the top level validated, `d` delimited with
+//!   its strings and bracket balance checked);
 //! - `machine`: `handle_message` + drain until `Wait` on a connected machine (copy into the
 //!   machine's buffer, envelope, sequence tracking, the dispatch event out);
 //! - `serde_value`: `serde_json::from_str::<serde_json::Value>` of each frame;

@@ -88,6 +88,14 @@
 //!   crate is `no_std` + `alloc`.
 //! - `zlib-stream`, `zstd-stream`: transport compression.
 //! - `sim`: a fake gateway and a virtual-time driver, for tests and demos.
+//!
+//! ## `unsafe`
+//!
+//! The crate denies `unsafe` everywhere but in the SIMD kernels of the envelope reader
+//! (`protocol/envelope/classify.rs`, and the one call that enters the AVX2 loop), where
+//! the intrinsics need it. The AVX2 kernel is only reachable through a value that run-time
+//! detection creates, and tests check every kernel against a portable one and a naive
+//! reference.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

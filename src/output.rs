@@ -80,7 +80,9 @@ pub struct Dispatch<'a> {
     pub name: &'a str,
     /// The sequence number.
     pub sequence: u64,
-    /// The `d` field, as raw JSON text.
+    /// The `d` field, as raw JSON text. The envelope reader delimits it exactly and checks
+    /// its strings and bracket balance, but not the tokens between: parsing it is where a
+    /// malformed `d` is reported (see [`read_envelope`](crate::protocol::envelope::read_envelope)).
     pub data: &'a str,
 }
 
