@@ -42,13 +42,6 @@ pub(super) trait Kernel: Copy {
     /// The rare masks of one block.
     fn classify_rare(self, block: &[u8; 64]) -> RareMasks;
 
-    /// Asks the CPU to start loading the cache line holding `bytes[at]`, if `at` is in
-    /// bounds: a hint that changes no result.
-    #[inline(always)]
-    fn prefetch(self, bytes: &[u8], at: usize) {
-        let _ = (bytes, at);
-    }
-
     /// Bit i of the result: the XOR of bits 0..=i of `x`.
     #[inline(always)]
     fn prefix_xor(self, mut x: u64) -> u64 {
@@ -112,16 +105,6 @@ pub(super) struct Sse2;
 #[allow(unsafe_code)]
 impl Kernel for Sse2 {
     #[inline(always)]
-    fn prefetch(self, bytes: &[u8], at: usize) {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        if let Some(byte) = bytes.get(at) {
-            // SAFETY: a prefetch is only a hint (it never faults, and reads nothing into
-            // the program); the address is in bounds anyway. SSE is guaranteed as above.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((byte as *const u8).cast::<i8>()) }
-        }
-    }
-
-    #[inline(always)]
     fn classify(self, block: &[u8; 64]) -> BlockMasks {
         let mut masks = BlockMasks::default();
         for k in 0..4 {
@@ -160,6 +143,18 @@ struct Lane {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[allow(unsafe_code)]
 impl Sse2 {
+    /// Asks the CPU to start loading the cache line holding `bytes[at]`, if `at` is in
+    /// bounds: a hint that changes no result.
+    #[inline(always)]
+    pub(super) fn prefetch(bytes: &[u8], at: usize) {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        if let Some(byte) = bytes.get(at) {
+            // SAFETY: a prefetch is only a hint: it never faults and changes no memory. SSE
+            // is part of the x86-64 baseline, as the `cfg` on this impl guarantees.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>((byte as *const u8).cast::<i8>()) }
+        }
+    }
+
     /// Classifies bytes `16 * k..16 * k + 16` of the block (`k` < 4).
     #[inline(always)]
     fn lane(block: &[u8; 64], k: usize) -> Lane {
@@ -217,16 +212,6 @@ impl Avx2 {
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 #[allow(unsafe_code)]
 impl Kernel for Avx2 {
-    #[inline(always)]
-    fn prefetch(self, bytes: &[u8], at: usize) {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        if let Some(byte) = bytes.get(at) {
-            // SAFETY: a prefetch is only a hint (it never faults, and reads nothing into
-            // the program); the address is in bounds anyway. SSE is guaranteed as above.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((byte as *const u8).cast::<i8>()) }
-        }
-    }
-
     #[inline(always)]
     fn classify(self, block: &[u8; 64]) -> BlockMasks {
         use core::arch::x86_64::{

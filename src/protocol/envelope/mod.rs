@@ -98,10 +98,7 @@ pub fn read_envelope(text: &str) -> Result<Envelope<'_>, EnvelopeError> {
 #[inline(always)]
 fn read_discord_form(text: &str) -> Option<Envelope<'_>> {
     let bytes = text.as_bytes();
-    let expect = |i: usize, literal: &[u8]| {
-        (bytes.get(i..i + literal.len()) == Some(literal)).then_some(i + literal.len())
-    };
-    let mut i = expect(0, b"{\"t\":")?;
+    let mut i = expect(bytes, 0, b"{\"t\":")?;
     let event_name = if is_null(bytes, i) {
         i += 4;
         None
@@ -113,7 +110,7 @@ fn read_discord_form(text: &str) -> Option<Envelope<'_>> {
     } else {
         return None;
     };
-    i = expect(i, b",\"s\":")?;
+    i = expect(bytes, i, b",\"s\":")?;
     let sequence = if is_null(bytes, i) {
         i += 4;
         None
@@ -122,9 +119,9 @@ fn read_discord_form(text: &str) -> Option<Envelope<'_>> {
         i = end;
         Some(value)
     };
-    i = expect(i, b",\"op\":")?;
+    i = expect(bytes, i, b",\"op\":")?;
     let (op, end) = unsigned(bytes, i, "op").ok()?;
-    i = expect(end, b",\"d\":")?;
+    i = expect(bytes, end, b",\"d\":")?;
     let end = skip_value(bytes, i).ok()?;
     let data = &text[i..end];
     (bytes.get(end..) == Some(b"}")).then_some(Envelope {
@@ -273,7 +270,23 @@ fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
 
 #[inline(always)]
 fn is_null(bytes: &[u8], i: usize) -> bool {
-    bytes.get(i..i + 4) == Some(b"null")
+    starts_with(bytes, i, b"null")
+}
+
+/// Whether `literal` is at `i`. Comparing fixed-size arrays compiles to a few integer
+/// compares, where comparing slices may call `memcmp`.
+#[inline(always)]
+fn starts_with<const N: usize>(bytes: &[u8], i: usize, literal: &[u8; N]) -> bool {
+    bytes
+        .get(i..)
+        .and_then(<[u8]>::first_chunk::<N>)
+        .is_some_and(|found| found == literal)
+}
+
+/// The index after `literal` if it is at `i`.
+#[inline(always)]
+fn expect<const N: usize>(bytes: &[u8], i: usize, literal: &[u8; N]) -> Option<usize> {
+    starts_with(bytes, i, literal).then_some(i + N)
 }
 
 /// Skips a string body from `i` (just after the opening quote) through the closing quote;
@@ -318,6 +331,7 @@ fn skip_escape(bytes: &[u8], i: usize) -> Result<usize, EnvelopeError> {
 
 /// Reads a non-negative integer with no sign, fraction or exponent (`op`, `s`); returns it
 /// and the index after it.
+#[inline]
 fn unsigned(
     bytes: &[u8],
     start: usize,
@@ -402,12 +416,12 @@ fn skip_number_tail(bytes: &[u8], mut i: usize) -> Result<usize, EnvelopeError> 
 
 /// Skips `word` at `i`; returns the index after it.
 #[inline(always)]
-fn skip_literal(bytes: &[u8], i: usize, word: &'static [u8]) -> Result<usize, EnvelopeError> {
-    if bytes.get(i..i + word.len()) == Some(word) {
-        Ok(i + word.len())
-    } else {
-        Err(malformed(i, "invalid literal"))
-    }
+fn skip_literal<const N: usize>(
+    bytes: &[u8],
+    i: usize,
+    word: &[u8; N],
+) -> Result<usize, EnvelopeError> {
+    expect(bytes, i, word).ok_or_else(|| malformed(i, "invalid literal"))
 }
 
 /// Skips one JSON value at `i`; returns the index after it. A scalar is checked fully; an
