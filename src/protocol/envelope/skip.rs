@@ -245,9 +245,15 @@ fn check_rare(
         return Err(string_fault(at, bad_control, stray_backslash));
     }
     while escapes != 0 {
-        let i = escapes.trailing_zeros() as usize;
+        let i = at + escapes.trailing_zeros() as usize;
         escapes &= escapes - 1;
-        skip_escape(bytes, at + i)?;
+        // The one-letter escapes inline; `\u` (four hex digits) and errors out of line.
+        if !matches!(
+            bytes.get(i),
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
+        ) {
+            skip_escape(bytes, i)?;
+        }
     }
     Ok(())
 }
