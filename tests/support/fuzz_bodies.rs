@@ -136,11 +136,11 @@ const EXCLUDED_SERDE_ERRORS: [&str; 5] = [
     "recursion limit exceeded",
 ];
 
-/// The deepest nesting of `[`/`{` outside strings (the top-level object counts as 1).
-/// Only meaningful for structurally valid JSON.
-fn nesting_depth(text: &str) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
+/// The bytes of `text` outside strings, with their positions, found naively a byte at a
+/// time (quotes, and everything between them with its escapes, left out).
+fn outside_strings(text: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    text.bytes().enumerate().filter(move |&(_, b)| {
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
@@ -148,10 +148,20 @@ fn nesting_depth(text: &str) -> usize {
                 (false, b'"') => in_string = false,
                 _ => {}
             }
-            continue;
+            false
+        } else {
+            in_string = b == b'"';
+            !in_string
         }
+    })
+}
+
+/// The deepest nesting of `[`/`{` outside strings (the top-level object counts as 1).
+/// Only meaningful for structurally valid JSON.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for (_, b) in outside_strings(text) {
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 max = max.max(depth);
@@ -163,23 +173,11 @@ fn nesting_depth(text: &str) -> usize {
     max
 }
 
-/// The byte ranges of the top-level members' values that are objects or arrays, found
-/// naively, a byte at a time (strings and their escapes skipped, brackets counted).
+/// The byte ranges of the top-level members' values that are objects or arrays.
 fn top_level_containers(text: &str) -> Vec<std::ops::Range<usize>> {
-    let (mut found, mut depth, mut in_string, mut escaped) = (Vec::new(), 0usize, false, false);
-    let mut start = None;
-    for (i, b) in text.bytes().enumerate() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut found, mut depth, mut start) = (Vec::new(), 0usize, None);
+    for (i, b) in outside_strings(text) {
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 if depth == 1 {
                     start = Some(i);

@@ -130,8 +130,8 @@ impl Kernel for Sse2 {
     }
 }
 
-/// The classes of 16 bytes, in the low 16 bits of each mask.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+/// The classes of 16 (SSE2) or 32 (AVX2) bytes, in the low bits of each mask.
+#[cfg(target_arch = "x86_64")]
 struct Lane {
     quote: u64,
     open: u64,
@@ -207,6 +207,34 @@ impl Avx2 {
             std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("pclmulqdq");
         has.then_some(Self { _proof: () })
     }
+
+    /// Classifies bytes `32 * k..32 * k + 32` of the block (`k` < 2).
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn half(self, block: &[u8; 64], k: usize) -> Lane {
+        use core::arch::x86_64::{
+            __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
+            _mm256_or_si256, _mm256_set1_epi8,
+        };
+        assert!(k < 2);
+        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU; the load reads 32
+        // bytes at offset 32 * k < 64 of the 64-byte block, and unaligned loads are allowed.
+        unsafe {
+            let v = _mm256_loadu_si256(block.as_ptr().add(32 * k).cast::<__m256i>());
+            // `as u32` keeps the 32 mask bits.
+            let bits = |v: __m256i| -> u64 { u64::from(_mm256_movemask_epi8(v) as u32) };
+            // `as i8` reinterprets the byte.
+            let equal = |v: __m256i, byte: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(byte as i8));
+            let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+            Lane {
+                quote: bits(equal(v, b'"')),
+                open: bits(equal(folded, b'{')),
+                close: bits(equal(folded, b'}')),
+                backslash: bits(equal(v, b'\\')),
+                control: bits(equal(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), 0x1f)),
+            }
+        }
+    }
 }
 
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
@@ -214,50 +242,22 @@ impl Avx2 {
 impl Kernel for Avx2 {
     #[inline(always)]
     fn classify(self, block: &[u8; 64]) -> BlockMasks {
-        use core::arch::x86_64::{
-            __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
-            _mm256_or_si256, _mm256_set1_epi8,
-        };
-        // SAFETY: `self` exists only if `detect` found AVX2 on this CPU; each load reads 32
-        // bytes at offset 0 or 32 of the 64-byte block, and unaligned loads are allowed.
-        unsafe {
-            // `as u32` keeps the 32 mask bits.
-            let bits = |v: __m256i| -> u64 { u64::from(_mm256_movemask_epi8(v) as u32) };
-            let equal = |v: __m256i, byte: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(byte as i8));
-            let mut masks = BlockMasks::default();
-            for k in 0..2 {
-                let v = _mm256_loadu_si256(block.as_ptr().add(32 * k).cast::<__m256i>());
-                let shift = 32 * k;
-                masks.quote |= bits(equal(v, b'"')) << shift;
-                let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
-                masks.open |= bits(equal(folded, b'{')) << shift;
-                masks.close |= bits(equal(folded, b'}')) << shift;
-                let control = equal(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), 0x1f);
-                masks.rare |= bits(_mm256_or_si256(equal(v, b'\\'), control)) << shift;
-            }
-            masks
+        let (low, high) = (self.half(block, 0), self.half(block, 1));
+        BlockMasks {
+            quote: low.quote | high.quote << 32,
+            open: low.open | high.open << 32,
+            close: low.close | high.close << 32,
+            rare: (low.backslash | low.control) | (high.backslash | high.control) << 32,
         }
     }
 
     #[inline(always)]
     fn classify_rare(self, block: &[u8; 64]) -> RareMasks {
-        use core::arch::x86_64::{
-            __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
-            _mm256_set1_epi8,
-        };
-        // SAFETY: as in `classify`.
-        unsafe {
-            let bits = |v: __m256i| -> u64 { u64::from(_mm256_movemask_epi8(v) as u32) };
-            let equal = |v: __m256i, byte: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(byte as i8));
-            let mut masks = RareMasks::default();
-            for k in 0..2 {
-                let v = _mm256_loadu_si256(block.as_ptr().add(32 * k).cast::<__m256i>());
-                let shift = 32 * k;
-                masks.backslash |= bits(equal(v, b'\\')) << shift;
-                let control = equal(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), 0x1f);
-                masks.control |= bits(control) << shift;
-            }
-            masks
+        // The classes not asked for are computed and dropped: the compiler removes them.
+        let (low, high) = (self.half(block, 0), self.half(block, 1));
+        RareMasks {
+            backslash: low.backslash | high.backslash << 32,
+            control: low.control | high.control << 32,
         }
     }
 

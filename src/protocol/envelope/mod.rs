@@ -98,32 +98,12 @@ pub fn read_envelope(text: &str) -> Result<Envelope<'_>, EnvelopeError> {
 #[inline(always)]
 fn read_discord_form(text: &str) -> Option<Envelope<'_>> {
     let bytes = text.as_bytes();
-    let mut i = expect(bytes, 0, b"{\"t\":")?;
-    let event_name = if is_null(bytes, i) {
-        i += 4;
-        None
-    } else if bytes.get(i) == Some(&b'"') {
-        let end = skip_string(bytes, i + 1).ok()?;
-        let name = &text[i + 1..end - 1];
-        i = end;
-        Some(name)
-    } else {
-        return None;
-    };
-    i = expect(bytes, i, b",\"s\":")?;
-    let sequence = if is_null(bytes, i) {
-        i += 4;
-        None
-    } else {
-        let (value, end) = unsigned(bytes, i, "s").ok()?;
-        i = end;
-        Some(value)
-    };
-    i = expect(bytes, i, b",\"op\":")?;
-    let (op, end) = unsigned(bytes, i, "op").ok()?;
-    i = expect(bytes, end, b",\"d\":")?;
-    let end = skip_value(bytes, i).ok()?;
-    let data = &text[i..end];
+    let (event_name, i) = read_event_name(text, expect(bytes, 0, b"{\"t\":")?).ok()?;
+    let (sequence, i) = read_sequence(bytes, expect(bytes, i, b",\"s\":")?).ok()?;
+    let (op, i) = unsigned(bytes, expect(bytes, i, b",\"op\":")?, "op").ok()?;
+    let start = expect(bytes, i, b",\"d\":")?;
+    let end = skip_value(bytes, start).ok()?;
+    let data = &text[start..end];
     (bytes.get(end..) == Some(b"}")).then_some(Envelope {
         op,
         sequence,
@@ -174,27 +154,13 @@ fn read_any_form(text: &str) -> Result<Envelope<'_>, EnvelopeError> {
                     if core::mem::replace(&mut seen_s, true) {
                         return Err(EnvelopeError::DuplicateField { field: "s" });
                     }
-                    if is_null(bytes, i) {
-                        i += 4;
-                    } else {
-                        let (value, end) = unsigned(bytes, i, "s")?;
-                        sequence = Some(value);
-                        i = end;
-                    }
+                    (sequence, i) = read_sequence(bytes, i)?;
                 }
                 b"t" => {
                     if core::mem::replace(&mut seen_t, true) {
                         return Err(EnvelopeError::DuplicateField { field: "t" });
                     }
-                    if is_null(bytes, i) {
-                        i += 4;
-                    } else if bytes.get(i) == Some(&b'"') {
-                        let end = skip_string(bytes, i + 1)?;
-                        event_name = Some(&text[i + 1..end - 1]);
-                        i = end;
-                    } else {
-                        return Err(EnvelopeError::InvalidField { field: "t" });
-                    }
+                    (event_name, i) = read_event_name(text, i)?;
                 }
                 b"d" => {
                     if data.is_some() {
@@ -226,6 +192,31 @@ fn read_any_form(text: &str) -> Result<Envelope<'_>, EnvelopeError> {
         event_name,
         data,
     })
+}
+
+/// `t` at `i`: `null` or a string, returned as written between the quotes; and the index
+/// after it.
+#[inline(always)]
+fn read_event_name(text: &str, i: usize) -> Result<(Option<&str>, usize), EnvelopeError> {
+    let bytes = text.as_bytes();
+    if is_null(bytes, i) {
+        return Ok((None, i + 4));
+    }
+    if bytes.get(i) != Some(&b'"') {
+        return Err(EnvelopeError::InvalidField { field: "t" });
+    }
+    let end = skip_string(bytes, i + 1)?;
+    Ok((Some(&text[i + 1..end - 1]), end))
+}
+
+/// `s` at `i`: `null` or a non-negative integer; and the index after it.
+#[inline(always)]
+fn read_sequence(bytes: &[u8], i: usize) -> Result<(Option<u64>, usize), EnvelopeError> {
+    if is_null(bytes, i) {
+        return Ok((None, i + 4));
+    }
+    let (value, end) = unsigned(bytes, i, "s")?;
+    Ok((Some(value), end))
 }
 
 #[cold]
