@@ -200,11 +200,12 @@ pub(super) struct Avx2 {
 
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 impl Avx2 {
-    /// The kernel, if this CPU has AVX2 and PCLMULQDQ (the answer is cached by `std`).
+    /// The kernel, if this CPU has AVX2, PCLMULQDQ and POPCNT (`std` caches the answer).
     #[inline]
     pub(super) fn detect() -> Option<Self> {
-        let has =
-            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("pclmulqdq");
+        let has = std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("pclmulqdq")
+            && std::is_x86_feature_detected!("popcnt");
         has.then_some(Self { _proof: () })
     }
 
