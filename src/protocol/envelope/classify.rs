@@ -55,45 +55,74 @@ pub(super) trait Kernel: Copy {
     }
 }
 
-/// The portable kernel: eight bytes at a time in a `u64`. (On x86-64 only the tests use
-/// it, to check the SIMD kernels against it.)
+/// The portable kernel and its word-sized bit tricks. (On x86-64 only the tests use it,
+/// to check the SIMD kernels against it.)
 #[cfg_attr(
     all(target_arch = "x86_64", target_feature = "sse2", not(test)),
     allow(dead_code)
 )]
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Swar;
+mod swar {
+    use super::{BlockMasks, Kernel, RareMasks};
 
-impl Kernel for Swar {
-    #[inline(always)]
-    fn classify(self, block: &[u8; 64]) -> BlockMasks {
-        let mut masks = BlockMasks::default();
-        for k in 0..8 {
-            let w = u64::from_le_bytes(core::array::from_fn(|i| block[8 * k + i]));
-            let shift = 8 * k;
-            let folded = w | (ONES * 0x20);
-            masks.quote |= pack(zero_bytes(w ^ (ONES * u64::from(b'"')))) << shift;
-            masks.open |= pack(zero_bytes(folded ^ (ONES * u64::from(b'{')))) << shift;
-            masks.close |= pack(zero_bytes(folded ^ (ONES * u64::from(b'}')))) << shift;
-            let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
-            let control = zero_bytes(w & (ONES * 0xe0));
-            masks.rare |= pack(backslash | control) << shift;
+    /// The portable kernel: eight bytes at a time in a `u64`.
+    #[derive(Clone, Copy, Debug)]
+    pub(in crate::protocol::envelope) struct Swar;
+
+    impl Kernel for Swar {
+        #[inline(always)]
+        fn classify(self, block: &[u8; 64]) -> BlockMasks {
+            let mut masks = BlockMasks::default();
+            for k in 0..8 {
+                let w = u64::from_le_bytes(core::array::from_fn(|i| block[8 * k + i]));
+                let shift = 8 * k;
+                let folded = w | (ONES * 0x20);
+                masks.quote |= pack(zero_bytes(w ^ (ONES * u64::from(b'"')))) << shift;
+                masks.open |= pack(zero_bytes(folded ^ (ONES * u64::from(b'{')))) << shift;
+                masks.close |= pack(zero_bytes(folded ^ (ONES * u64::from(b'}')))) << shift;
+                let backslash = zero_bytes(w ^ (ONES * u64::from(b'\\')));
+                let control = zero_bytes(w & (ONES * 0xe0));
+                masks.rare |= pack(backslash | control) << shift;
+            }
+            masks
         }
-        masks
+
+        #[inline(always)]
+        fn classify_rare(self, block: &[u8; 64]) -> RareMasks {
+            let mut masks = RareMasks::default();
+            for k in 0..8 {
+                let w = u64::from_le_bytes(core::array::from_fn(|i| block[8 * k + i]));
+                let shift = 8 * k;
+                masks.backslash |= pack(zero_bytes(w ^ (ONES * u64::from(b'\\')))) << shift;
+                masks.control |= pack(zero_bytes(w & (ONES * 0xe0))) << shift;
+            }
+            masks
+        }
     }
 
+    /// `0x0101..01`: one in every byte of a word.
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    /// `0x7f7f..7f`.
+    const LOWS: u64 = u64::from_ne_bytes([0x7f; 8]);
+
+    /// The high bit of every zero byte of `w`, exactly (no borrow between bytes).
     #[inline(always)]
-    fn classify_rare(self, block: &[u8; 64]) -> RareMasks {
-        let mut masks = RareMasks::default();
-        for k in 0..8 {
-            let w = u64::from_le_bytes(core::array::from_fn(|i| block[8 * k + i]));
-            let shift = 8 * k;
-            masks.backslash |= pack(zero_bytes(w ^ (ONES * u64::from(b'\\')))) << shift;
-            masks.control |= pack(zero_bytes(w & (ONES * 0xe0))) << shift;
-        }
-        masks
+    fn zero_bytes(w: u64) -> u64 {
+        !(((w & LOWS) + LOWS) | w | LOWS)
+    }
+
+    /// The high bits of `flags` (one per byte) packed into the low 8 bits, byte 0 lowest.
+    #[inline(always)]
+    fn pack(flags: u64) -> u64 {
+        // Each flag sits at bit 8k; the multiplier moves byte k's flag to bit 56 + k, and no
+        // two partial products share a bit, so nothing carries.
+        ((flags >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
     }
 }
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
+    allow(unused_imports)
+)]
+pub(super) use swar::Swar;
 
 /// The SSE2 kernel. SSE2 is part of the x86-64 baseline, so this exists on every x86-64
 /// target (unless built with SSE2 explicitly disabled).
@@ -274,41 +303,6 @@ impl Kernel for Avx2 {
             _mm_cvtsi128_si64(product) as u64
         }
     }
-}
-
-/// `0x0101..01`: one in every byte of a word.
-#[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
-    allow(dead_code)
-)]
-const ONES: u64 = u64::from_ne_bytes([1; 8]);
-/// `0x7f7f..7f`.
-#[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
-    allow(dead_code)
-)]
-const LOWS: u64 = u64::from_ne_bytes([0x7f; 8]);
-
-/// The high bit of every zero byte of `w`, exactly (no borrow between bytes).
-#[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
-    allow(dead_code)
-)]
-#[inline(always)]
-fn zero_bytes(w: u64) -> u64 {
-    !(((w & LOWS) + LOWS) | w | LOWS)
-}
-
-/// The high bits of `flags` (one per byte) packed into the low 8 bits, byte 0 lowest.
-#[cfg_attr(
-    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
-    allow(dead_code)
-)]
-#[inline(always)]
-fn pack(flags: u64) -> u64 {
-    // Each flag sits at bit 8k; the multiplier moves byte k's flag to bit 56 + k, and no
-    // two partial products share a bit, so nothing carries.
-    ((flags >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
 }
 
 #[cfg(test)]

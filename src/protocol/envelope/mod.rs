@@ -306,12 +306,21 @@ fn skip_string(bytes: &[u8], mut i: usize) -> Result<usize, EnvelopeError> {
     }
 }
 
-/// Checks the escape after a backslash at `i - 1`; returns the index after it.
-#[cold]
-#[inline(never)]
+/// Checks the escape after a backslash at `i - 1`; returns the index after it. The
+/// one-letter escapes inline; `\u` (four hex digits) and errors out of line.
+#[inline(always)]
 fn skip_escape(bytes: &[u8], i: usize) -> Result<usize, EnvelopeError> {
     match bytes.get(i) {
         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
+        _ => skip_unicode_escape(bytes, i),
+    }
+}
+
+/// `\u` and four hex digits at `i`, or the error for an invalid escape.
+#[cold]
+#[inline(never)]
+fn skip_unicode_escape(bytes: &[u8], i: usize) -> Result<usize, EnvelopeError> {
+    match bytes.get(i) {
         Some(b'u') => match bytes.get(i + 1..i + 5) {
             Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => Ok(i + 5),
             _ => Err(malformed(i, "invalid \\u escape")),

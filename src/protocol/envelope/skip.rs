@@ -247,13 +247,7 @@ fn check_rare(
     while escapes != 0 {
         let i = at + escapes.trailing_zeros() as usize;
         escapes &= escapes - 1;
-        // The one-letter escapes inline; `\u` (four hex digits) and errors out of line.
-        if !matches!(
-            bytes.get(i),
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
-        ) {
-            skip_escape(bytes, i)?;
-        }
+        skip_escape(bytes, i)?;
     }
     Ok(())
 }
