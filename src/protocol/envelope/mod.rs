@@ -15,6 +15,7 @@
 use thiserror::Error;
 
 mod classify;
+mod discord_form;
 mod skip;
 
 /// The top-level fields of one gateway message.
@@ -86,30 +87,10 @@ pub const MAX_DEPTH: usize = 128;
 /// on every CPU.
 pub fn read_envelope(text: &str) -> Result<Envelope<'_>, EnvelopeError> {
     skip::prefetch_start(text.as_bytes());
-    match read_discord_form(text) {
+    match discord_form::read(text) {
         Some(envelope) => Ok(envelope),
         None => read_any_form(text),
     }
-}
-
-/// Discord's own form, `{"t":…,"s":…,"op":…,"d":…}` with no whitespace, read with no
-/// decisions about keys. `None` as soon as the text departs from that form (or anything
-/// in it is wrong): [`read_any_form`] then reads it, and reports any error.
-#[inline(always)]
-fn read_discord_form(text: &str) -> Option<Envelope<'_>> {
-    let bytes = text.as_bytes();
-    let (event_name, i) = read_event_name(text, expect(bytes, 0, b"{\"t\":")?).ok()?;
-    let (sequence, i) = read_sequence(bytes, expect(bytes, i, b",\"s\":")?).ok()?;
-    let (op, i) = unsigned(bytes, expect(bytes, i, b",\"op\":")?, "op").ok()?;
-    let start = expect(bytes, i, b",\"d\":")?;
-    let end = skip_value(bytes, start).ok()?;
-    let data = &text[start..end];
-    (bytes.get(end..) == Some(b"}")).then_some(Envelope {
-        op,
-        sequence,
-        event_name,
-        data: Some(data),
-    })
 }
 
 /// Any valid form: keys in any order, absent or `null` fields, whitespace anywhere.
