@@ -27,7 +27,7 @@ use crate::session::Session;
 use crate::time::{Timer, Timers, Timestamp};
 use crate::trace::{Cause, Decision, Outcome, Rule};
 
-use queue::Pending;
+use queue::{OutputQueue, Pending};
 
 /// One WebSocket data message from the gateway, as the driver received it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,8 @@ pub struct GatewayMachine {
     pub(crate) failed_resumes: u32,
     /// Dispatches received while resuming.
     pub(crate) replayed: u64,
-    pub(crate) queue: VecDeque<Pending>,
+    /// Outputs decided and not yet taken by `poll_output`.
+    pub(crate) queue: OutputQueue,
     /// Commands waiting for READY / RESUMED.
     pub(crate) held: VecDeque<(OpCode, String)>,
     /// The last message received (decompressed), which dispatch events borrow from.
@@ -167,7 +168,7 @@ impl GatewayMachine {
             attempts: 0,
             failed_resumes: 0,
             replayed: 0,
-            queue: VecDeque::new(),
+            queue: OutputQueue::default(),
             held: VecDeque::new(),
             rx: String::new(),
             tx: String::new(),
@@ -277,7 +278,7 @@ impl GatewayMachine {
         self.rx.capacity()
             + self.tx.capacity()
             + self.url.capacity()
-            + self.queue.capacity() * core::mem::size_of::<Pending>()
+            + self.queue.heap_bytes()
             + self.held.capacity() * core::mem::size_of::<(OpCode, String)>()
             + held
             + session

@@ -1,5 +1,6 @@
 //! What the machine asks of its driver: [`Output`] and the [`Event`]s it reports.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
@@ -137,8 +138,9 @@ pub enum Event<'a> {
     /// The machine wants to identify (a new session). Answer with
     /// [`grant_identify`](crate::GatewayMachine::grant_identify) when the identify queue allows.
     IdentifyRequested,
-    /// READY: a new session started.
-    Ready(ReadyInfo),
+    /// READY: a new session started. (Boxed: it is the largest event by far and comes
+    /// once per session, and every queued or returned output is as large as the largest.)
+    Ready(Box<ReadyInfo>),
     /// RESUMED: the session goes on; `replayed` dispatches were replayed before it.
     Resumed {
         /// Dispatches received between sending Resume and RESUMED.

@@ -1,5 +1,6 @@
 //! The output queue: what the machine has decided and the driver has not yet taken.
 
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use core::ops::Range;
 
@@ -32,6 +33,57 @@ pub(crate) enum Pending {
     },
     /// A dispatch copied out of `rx` (the driver did not drain before the next message).
     Spilled(OwnedDispatch),
+}
+
+/// The outputs not yet taken, oldest first. The oldest sits in a slot of its own, so that
+/// the common case (one dispatch decided, then taken before the next message) never
+/// touches the ring buffer behind it.
+#[derive(Debug, Default)]
+pub(crate) struct OutputQueue {
+    /// The oldest output; `None` only when the queue is empty.
+    oldest: Option<Pending>,
+    /// The outputs after it.
+    rest: VecDeque<Pending>,
+}
+
+impl OutputQueue {
+    /// Adds `item` after all the others.
+    #[inline]
+    pub(crate) fn push_back(&mut self, item: Pending) {
+        if self.oldest.is_none() {
+            self.oldest = Some(item);
+        } else {
+            self.rest.push_back(item);
+        }
+    }
+
+    /// Takes the oldest output.
+    #[inline]
+    pub(crate) fn pop_front(&mut self) -> Option<Pending> {
+        // (Swapping, not assigning: the slot's old value needs no drop.)
+        core::mem::replace(&mut self.oldest, self.rest.pop_front())
+    }
+
+    /// Whether no output is waiting.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.oldest.is_none()
+    }
+
+    /// The waiting outputs, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Pending> {
+        self.oldest.iter().chain(self.rest.iter())
+    }
+
+    /// The waiting outputs, oldest first, to modify in place.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending> {
+        self.oldest.iter_mut().chain(self.rest.iter_mut())
+    }
+
+    /// Heap bytes held (the ring buffer's capacity; the slot is part of the machine).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.rest.capacity() * core::mem::size_of::<Pending>()
+    }
 }
 
 /// The capacity the receive and send buffers keep across a heartbeat: a heartbeat, its ACK
@@ -104,7 +156,7 @@ impl GatewayMachine {
             }
             Pending::Close(frame) => Output::Close(frame),
             Pending::Event(event) => Output::Event(event),
-            Pending::Ready => match self.ready.as_deref() {
+            Pending::Ready => match &self.ready {
                 Some(info) => Output::Event(Event::Ready(info.clone())),
                 None => self.next_output(),
             },
