@@ -130,7 +130,24 @@ impl GatewayMachine {
         }
     }
 
+    /// Acts on one envelope. A dispatch on a live connection, nearly every message, takes
+    /// a short path; everything else goes through [`Self::on_other_envelope`], kept out of
+    /// line so that the short path stays small.
+    #[inline(always)]
     fn on_envelope(&mut self, envelope: Result<Located, EnvelopeError>) {
+        match envelope {
+            Ok(Located {
+                op: 0,
+                sequence: Some(sequence),
+                name: Some(name),
+                data: Some(data),
+            }) if self.phase == Phase::Connected => self.on_live_dispatch(name, sequence, data),
+            other => self.on_other_envelope(other),
+        }
+    }
+
+    #[inline(never)]
+    fn on_other_envelope(&mut self, envelope: Result<Located, EnvelopeError>) {
         let Located {
             op,
             sequence,
@@ -259,35 +276,53 @@ impl GatewayMachine {
                 });
                 self.on_session_live();
             }
-            Phase::Resuming | Phase::Connected => {
-                let resumed = self.phase == Phase::Resuming && event_name == "RESUMED";
-                if self.phase == Phase::Resuming && !resumed {
-                    self.replayed += 1;
-                }
+            Phase::Connected => self.on_live_dispatch(name, sequence, data),
+            Phase::Resuming if event_name == "RESUMED" => {
                 if let Some(session) = &mut self.session {
                     session.observe_sequence(sequence);
                 }
-                if resumed {
-                    self.explain_session_live();
-                    self.push_event(Event::Resumed {
-                        replayed: self.replayed,
-                    });
-                } else if event_name == RATE_LIMITED_EVENT {
-                    match RateLimited::parse(&self.rx[data.clone()]) {
-                        Some(limited) => self.push_event(Event::RateLimited(limited)),
-                        None => self.malformed(OpCode::Dispatch),
-                    }
-                }
+                self.explain_session_live();
+                self.push_event(Event::Resumed {
+                    replayed: self.replayed,
+                });
                 self.queue.push_back(Pending::Dispatch {
                     name,
                     sequence,
                     data,
                 });
-                if resumed {
-                    self.on_session_live();
-                }
+                self.on_session_live();
+            }
+            Phase::Resuming => {
+                // Replayed while resuming: passed on like any dispatch.
+                self.replayed += 1;
+                self.on_live_dispatch(name, sequence, data);
             }
             _ => self.out_of_phase(OpCode::Dispatch),
+        }
+    }
+
+    /// A dispatch on a connection whose session is live (or being replayed): the sequence
+    /// is recorded and the dispatch queued, after a RATE_LIMITED event if it is one.
+    #[inline(always)]
+    fn on_live_dispatch(&mut self, name: Range<usize>, sequence: u64, data: Range<usize>) {
+        if let Some(session) = &mut self.session {
+            session.observe_sequence(sequence);
+        }
+        if self.rx.get(name.clone()) == Some(RATE_LIMITED_EVENT) {
+            self.on_rate_limited(data.clone());
+        }
+        self.queue.push_back(Pending::Dispatch {
+            name,
+            sequence,
+            data,
+        });
+    }
+
+    #[inline(never)]
+    fn on_rate_limited(&mut self, data: Range<usize>) {
+        match RateLimited::parse(&self.rx[data]) {
+            Some(limited) => self.push_event(Event::RateLimited(limited)),
+            None => self.malformed(OpCode::Dispatch),
         }
     }
 }
