@@ -119,7 +119,10 @@ fn sets() -> Vec<Set> {
 /// driver (one receive buffer, reused) nor the corpus (read line after line) has. All
 /// functions read the same copies.
 fn laid_out_in_order(frames: &[String]) -> Vec<String> {
-    frames.iter().map(|frame| frame.as_str().to_owned()).collect()
+    frames
+        .iter()
+        .map(|frame| frame.as_str().to_owned())
+        .collect()
 }
 
 const FUNCTIONS: [&str; 5] = [

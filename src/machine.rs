@@ -412,12 +412,22 @@ impl GatewayMachine {
     /// The next action. Call after every input and command until it returns
     /// [`Output::Wait`]. Borrowed data in the output is valid until the next call on the
     /// machine.
+    #[inline]
     pub fn poll_output(&mut self) -> Output<'_> {
-        self.next_output()
+        // The two outputs of nearly every drain, a dispatch and then `Wait`, are answered
+        // here, inlined into the driver's loop; the rest by `next_output`.
+        if self.queue.is_empty() {
+            return Output::Wait(self.poll_timeout());
+        }
+        match self.queue.pop_dispatch() {
+            Some((name, sequence, data)) => self.dispatch_in_rx(name, sequence, data),
+            None => self.next_output(),
+        }
     }
 
     /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// or `None` if no timer is armed (always `None` once terminal).
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         if self.phase.is_terminal() {
             return None;

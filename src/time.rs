@@ -168,8 +168,17 @@ impl Timers {
     }
 
     /// The earliest armed deadline.
+    #[inline]
     pub(crate) fn next(&self) -> Option<Timestamp> {
-        self.deadlines.iter().flatten().copied().min()
+        // An unarmed timer counts as later than any deadline (even `Timestamp::MAX`): a
+        // minimum with no branch per timer.
+        const UNARMED: u128 = 1 << 64;
+        let earliest = self
+            .deadlines
+            .iter()
+            .map(|deadline| deadline.map_or(UNARMED, |at| u128::from(at.0)))
+            .fold(UNARMED, u128::min);
+        u64::try_from(earliest).ok().map(Timestamp)
     }
 
     /// Disarms and returns the first timer (in [`Timer::ALL`] order) whose deadline is at or

@@ -64,6 +64,22 @@ impl OutputQueue {
         core::mem::replace(&mut self.oldest, self.rest.pop_front())
     }
 
+    /// Takes the oldest output if it is a dispatch in `rx`: its name, sequence and data.
+    #[inline]
+    pub(crate) fn pop_dispatch(&mut self) -> Option<(Range<usize>, u64, Range<usize>)> {
+        match self.oldest {
+            Some(Pending::Dispatch { .. }) => match self.pop_front() {
+                Some(Pending::Dispatch {
+                    name,
+                    sequence,
+                    data,
+                }) => Some((name, sequence, data)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether no output is waiting.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -133,6 +149,21 @@ impl GatewayMachine {
         }
     }
 
+    /// The dispatch event whose name and data are these ranges of `rx`.
+    #[inline]
+    pub(crate) fn dispatch_in_rx(
+        &self,
+        name: Range<usize>,
+        sequence: u64,
+        data: Range<usize>,
+    ) -> Output<'_> {
+        Output::Event(Event::Dispatch(Dispatch {
+            name: self.rx.get(name).unwrap_or_default(),
+            sequence,
+            data: self.rx.get(data).unwrap_or_default(),
+        }))
+    }
+
     pub(crate) fn next_output(&mut self) -> Output<'_> {
         let Some(item) = self.queue.pop_front() else {
             return Output::Wait(self.poll_timeout());
@@ -164,11 +195,7 @@ impl GatewayMachine {
                 name,
                 sequence,
                 data,
-            } => Output::Event(Event::Dispatch(Dispatch {
-                name: self.rx.get(name).unwrap_or_default(),
-                sequence,
-                data: self.rx.get(data).unwrap_or_default(),
-            })),
+            } => self.dispatch_in_rx(name, sequence, data),
             Pending::Spilled(owned) => {
                 let spilled = self.spilled.insert(owned);
                 Output::Event(Event::Dispatch(Dispatch {

@@ -308,7 +308,10 @@ impl GatewayMachine {
         if let Some(session) = &mut self.session {
             session.observe_sequence(sequence);
         }
-        if self.rx.get(name.clone()) == Some(RATE_LIMITED_EVENT) {
+        // The length first: it rules out nearly every name without looking at it.
+        if name.len() == RATE_LIMITED_EVENT.len()
+            && self.rx.get(name.clone()) == Some(RATE_LIMITED_EVENT)
+        {
             self.on_rate_limited(data.clone());
         }
         self.queue.push_back(Pending::Dispatch {
