@@ -236,4 +236,23 @@ mod tests {
         assert_eq!(t.pop_expired(now), None);
         assert_eq!(t.next(), None);
     }
+
+    #[test]
+    fn the_earliest_deadline_counts_every_armed_timer_and_only_those() {
+        let mut t = Timers::default();
+        assert_eq!(t.next(), None);
+        // A deadline at the end of time is still a deadline.
+        t.set(Timer::CommandQueue, Timestamp::MAX);
+        assert_eq!(t.next(), Some(Timestamp::MAX));
+        for (i, timer) in Timer::ALL.into_iter().enumerate() {
+            t.set(timer, Timestamp::from_secs(60 - i as u64));
+        }
+        assert_eq!(t.next(), Some(Timestamp::from_secs(55)));
+        t.stop(Timer::CommandQueue);
+        assert_eq!(t.next(), Some(Timestamp::from_secs(56)));
+        t.set(Timer::Connect, Timestamp::ZERO);
+        assert_eq!(t.next(), Some(Timestamp::ZERO));
+        t.stop_all();
+        assert_eq!(t.next(), None);
+    }
 }

@@ -207,3 +207,59 @@ impl GatewayMachine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatch(sequence: u64) -> Pending {
+        Pending::Dispatch {
+            name: 0..1,
+            sequence,
+            data: 1..2,
+        }
+    }
+
+    fn sequences(queue: &OutputQueue) -> alloc::vec::Vec<u64> {
+        queue
+            .iter()
+            .map(|item| match item {
+                Pending::Dispatch { sequence, .. } => *sequence,
+                _ => u64::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outputs_leave_in_the_order_they_came_through_slot_and_ring() {
+        let mut queue = OutputQueue::default();
+        assert!(queue.is_empty());
+        assert!(queue.pop_front().is_none());
+        queue.push_back(dispatch(1));
+        queue.push_back(Pending::Heartbeat);
+        queue.push_back(dispatch(3));
+        assert_eq!(sequences(&queue), [1, u64::MAX, 3]);
+        assert_eq!(queue.pop_dispatch().map(|(_, s, _)| s), Some(1));
+        // The oldest is now the heartbeat: not a dispatch, so it stays.
+        assert!(queue.pop_dispatch().is_none());
+        queue.push_back(dispatch(4));
+        assert!(matches!(queue.pop_front(), Some(Pending::Heartbeat)));
+        for item in queue.iter_mut() {
+            if let Pending::Dispatch { sequence, .. } = item {
+                *sequence += 10;
+            }
+        }
+        assert_eq!(sequences(&queue), [13, 14]);
+        assert_eq!(queue.pop_dispatch().map(|(_, s, _)| s), Some(13));
+        assert_eq!(queue.pop_dispatch().map(|(_, s, _)| s), Some(14));
+        assert!(queue.is_empty());
+        assert!(queue.pop_front().is_none());
+        // Empty again: the next output takes the slot.
+        queue.push_back(dispatch(5));
+        assert_eq!(
+            queue.heap_bytes(),
+            queue.rest.capacity() * core::mem::size_of::<Pending>()
+        );
+        assert_eq!(sequences(&queue), [5]);
+    }
+}
