@@ -45,7 +45,27 @@ impl Located {
 }
 
 impl GatewayMachine {
+    /// Acts on one message. The common case (text on an open socket, the previous outputs
+    /// drained, the buffer of its usual size) takes a short path; everything else goes
+    /// through [`Self::receive_any`], out of line.
+    #[inline(always)]
     pub(crate) fn receive(&mut self, message: Message<'_>) {
+        if let Message::Text(text) = message {
+            if self.phase.has_open_socket()
+                && self.queue.is_empty()
+                && self.rx.capacity() <= RX_RETAIN
+            {
+                let envelope = self.keep_text(text);
+                self.heartbeat.on_message();
+                self.on_envelope(envelope);
+                return;
+            }
+        }
+        self.receive_any(message);
+    }
+
+    #[inline(never)]
+    fn receive_any(&mut self, message: Message<'_>) {
         if !self.phase.has_open_socket() {
             if !self.phase.is_terminal() {
                 self.push_event(Event::ProtocolError(ProtocolError::NotConnected));
