@@ -3,7 +3,7 @@
 //! The machine is pure and deterministic, so its seed, configuration and inputs fix its
 //! outputs. [`RecordingMachine`] wraps a [`GatewayMachine`] and turns every input, command
 //! result and output into a line of JSON (the [`format`]); the driver appends the lines to a
-//! file as they come ([`RecordingMachine::pop_line`]), for days if need be. [`replay`] feeds
+//! file as they come ([`RecordingMachine::pop_line`]), for days if need be. [`replay()`] feeds
 //! a recording to a fresh machine and checks that it produces the same outputs, reporting the
 //! first difference; with the decision trace on, it also says why each thing happened.
 //!

@@ -1,12 +1,12 @@
 //! Skipping a nested object or array (a value the envelope does not look inside, `d` above
 //! all) 64 bytes at a time, without a step per token.
 //!
-//! Each block is classified into bit masks ([`classify`]), and the masks are combined with
-//! integer arithmetic: backslash runs decide which quotes are escaped, a prefix XOR of the
-//! remaining quotes gives which bytes are inside strings, and the brackets outside strings
-//! are counted until the one that closes the value (blocks where the value cannot end are
-//! counted whole, with no step per bracket). What this checks is exactly what delimiting
-//! the value needs, and the syntax of strings:
+//! Each block is classified into bit masks ([`classify`](super::classify)), and the masks
+//! are combined with integer arithmetic: backslash runs decide which quotes are escaped, a
+//! prefix XOR of the remaining quotes gives which bytes are inside strings, and the
+//! brackets outside strings are counted until the one that closes the value (blocks where
+//! the value cannot end are counted whole, with no step per bracket). What this checks is
+//! exactly what delimiting the value needs, and the syntax of strings:
 //!
 //! - brackets balance (every close has an open before it) and nest at most [`MAX_DEPTH`]
 //!   deep; whether a `]` closes a `[` rather than a `{` is not checked;
