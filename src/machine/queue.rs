@@ -67,15 +67,15 @@ impl OutputQueue {
     /// Takes the oldest output if it is a dispatch in `rx`: its name, sequence and data.
     #[inline]
     pub(crate) fn pop_dispatch(&mut self) -> Option<(Range<usize>, u64, Range<usize>)> {
-        match self.oldest {
-            Some(Pending::Dispatch { .. }) => match self.pop_front() {
-                Some(Pending::Dispatch {
-                    name,
-                    sequence,
-                    data,
-                }) => Some((name, sequence, data)),
-                _ => None,
-            },
+        if !matches!(self.oldest, Some(Pending::Dispatch { .. })) {
+            return None;
+        }
+        match self.pop_front() {
+            Some(Pending::Dispatch {
+                name,
+                sequence,
+                data,
+            }) => Some((name, sequence, data)),
             _ => None,
         }
     }

@@ -46,31 +46,37 @@ impl Located {
 
 impl GatewayMachine {
     /// Acts on one message. The common case (text on an open socket, the previous outputs
-    /// drained, the buffer of its usual size) takes a short path; everything else goes
-    /// through [`Self::receive_any`], out of line.
+    /// drained, the buffer of its usual size) is read inline; everything else is prepared
+    /// by [`Self::read_any`], out of line.
     #[inline(always)]
     pub(crate) fn receive(&mut self, message: Message<'_>) {
-        if let Message::Text(text) = message {
-            if self.phase.has_open_socket()
-                && self.queue.is_empty()
-                && self.rx.capacity() <= RX_RETAIN
+        let envelope = match message {
+            Message::Text(text)
+                if self.phase.has_open_socket()
+                    && self.queue.is_empty()
+                    && self.rx.capacity() <= RX_RETAIN =>
             {
-                let envelope = self.keep_text(text);
-                self.heartbeat.on_message();
-                self.on_envelope(envelope);
-                return;
+                self.keep_text(text)
             }
-        }
-        self.receive_any(message);
+            _ => match self.read_any(message) {
+                Some(envelope) => envelope,
+                None => return,
+            },
+        };
+        self.heartbeat.on_message();
+        self.on_envelope(envelope);
     }
 
+    /// Any message in any state: reports a message on a closed socket, spills undrained
+    /// dispatches, trims an oversized buffer, validates bytes and inflates binary. `None`
+    /// when there is no envelope to act on.
     #[inline(never)]
-    fn receive_any(&mut self, message: Message<'_>) {
+    fn read_any(&mut self, message: Message<'_>) -> Option<Result<Located, EnvelopeError>> {
         if !self.phase.has_open_socket() {
             if !self.phase.is_terminal() {
                 self.push_event(Event::ProtocolError(ProtocolError::NotConnected));
             }
-            return;
+            return None;
         }
         if !self.queue.is_empty() {
             self.spill_pending_dispatches();
@@ -80,24 +86,19 @@ impl GatewayMachine {
             self.rx.clear();
             self.rx.shrink_to(RX_RETAIN);
         }
-        let envelope = match message {
-            Message::Text(text) => self.keep_text(text),
+        match message {
+            Message::Text(text) => Some(self.keep_text(text)),
             Message::TextBytes(bytes) => match core::str::from_utf8(bytes) {
-                Ok(text) => self.keep_text(text),
+                Ok(text) => Some(self.keep_text(text)),
                 Err(_) => {
                     self.push_event(Event::ProtocolError(ProtocolError::InvalidUtf8));
-                    return;
+                    None
                 }
             },
-            Message::Binary(bytes) => {
-                if !self.inflate(bytes) {
-                    return;
-                }
-                read_envelope(&self.rx).map(|envelope| Located::new(&self.rx, &envelope))
-            }
-        };
-        self.heartbeat.on_message();
-        self.on_envelope(envelope);
+            Message::Binary(bytes) => self
+                .inflate(bytes)
+                .then(|| read_envelope(&self.rx).map(|envelope| Located::new(&self.rx, &envelope))),
+        }
     }
 
     /// Reads the envelope of `text`, then copies `text` into `rx`, where the envelope's

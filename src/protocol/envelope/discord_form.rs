@@ -7,7 +7,7 @@
 //! `None`, and the general reader reads the text again from the start and reports what is
 //! wrong. So this path only ever has to be right about what it accepts.
 
-use super::{expect, skip_value, unsigned, word_at, Envelope, HIGHS, ONES};
+use super::{expect, non_digits, skip_value, string_stops, unsigned, word_at, Envelope, ONES};
 
 /// Reads `text` if it is in Discord's form, else `None`.
 #[inline(always)]
@@ -18,11 +18,11 @@ pub(super) fn read(text: &str) -> Option<Envelope<'_>> {
     let (sequence, i) = match bytes.get(i) {
         Some(b'n') => (None, expect(bytes, i, b"null")?),
         _ => {
-            let (value, end) = short_unsigned(bytes, i)?;
+            let (value, end) = short_unsigned(bytes, i, "s")?;
             (Some(value), end)
         }
     };
-    let (op, i) = short_unsigned(bytes, expect(bytes, i, b",\"op\":")?)?;
+    let (op, i) = short_unsigned(bytes, expect(bytes, i, b",\"op\":")?, "op")?;
     let start = expect(bytes, i, b",\"d\":")?;
     let end = skip_value(bytes, start).ok()?;
     if bytes.get(end..) != Some(b"}") {
@@ -59,15 +59,8 @@ fn event_name(text: &str) -> Option<(Option<&str>, usize)> {
 fn plain_string_end(bytes: &[u8], start: usize) -> Option<usize> {
     for word in 0..4 {
         let at = start + 8 * word;
-        let w = word_at(bytes, at)?;
-        // The high bit of each byte that is `"`, `\` or below 0x20. Only the lowest flag is
-        // exact (a borrow may flag a byte above it), and only the lowest is used.
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        let stops = (quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            | (w.wrapping_sub(ONES * 0x20) & !w);
-        let stops = stops & HIGHS;
+        // Only the lowest flag is exact, and only the lowest is used.
+        let stops = string_stops(word_at(bytes, at)?);
         if stops != 0 {
             let i = at + (stops.trailing_zeros() / 8) as usize;
             return (bytes[i] == b'"').then_some(i);
@@ -80,10 +73,10 @@ fn plain_string_end(bytes: &[u8], start: usize) -> Option<usize> {
 /// seven digits (every `op`, and `s` for the first ten million events of a session) are
 /// read as one word; longer ones one digit at a time.
 #[inline(always)]
-fn short_unsigned(bytes: &[u8], i: usize) -> Option<(u64, usize)> {
+fn short_unsigned(bytes: &[u8], i: usize, field: &'static str) -> Option<(u64, usize)> {
     match word_at(bytes, i).map(digits_value) {
         Some(Digits::Short(value, len)) => Some((value, i + len)),
-        Some(Digits::Long) => unsigned(bytes, i, "s").ok(),
+        Some(Digits::Long) => unsigned(bytes, i, field).ok(),
         Some(Digits::Invalid) | None => None,
     }
 }
@@ -101,18 +94,15 @@ enum Digits {
 /// The run of ASCII digits at the low end of `w` (little-endian: the first byte lowest).
 #[inline(always)]
 fn digits_value(w: u64) -> Digits {
-    // Each byte XOR '0': a digit becomes 0..=9. The high bit of `(t & 0x7f) + 0x76` is set
-    // when the low seven bits are 10 or more (no carry crosses bytes), and a byte with its
-    // high bit set in `t` was no digit either.
-    let t = w ^ (ONES * u64::from(b'0'));
-    let non_digits = (((t & !HIGHS) + ONES * 0x76) | t) & HIGHS;
-    let len = (non_digits.trailing_zeros() / 8) as usize;
+    let len = (non_digits(w).trailing_zeros() / 8) as usize;
     if len == 8 {
         return Digits::Long;
     }
-    if len == 0 || (len > 1 && t & 0xff == 0) {
+    if len == 0 || (len > 1 && w & 0xff == u64::from(b'0')) {
         return Digits::Invalid;
     }
+    // Each byte XOR '0': a digit becomes its value.
+    let t = w ^ (ONES * u64::from(b'0'));
     // The digits moved to the top bytes, zeros (leading zeros) below them; then pairs of
     // bytes, of 16-bit lanes and of 32-bit lanes are combined, most significant first.
     let d = t << (8 * (8 - len));

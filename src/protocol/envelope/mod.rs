@@ -337,14 +337,20 @@ fn unsigned(
     Ok((value, i))
 }
 
+/// The high bit of each byte of `w` that is not an ASCII digit (exact for every byte).
+/// XOR '0' makes a digit 0..=9; the high bit of `(b & 0x7f) + 0x76` is set exactly when
+/// that is 10 or more (no carry leaves a byte), and `| b` flags bytes >= 0x80.
+#[inline(always)]
+fn non_digits(w: u64) -> u64 {
+    let t = w ^ (ONES * u64::from(b'0'));
+    (((t & !HIGHS) + ONES * 0x76) | t) & HIGHS
+}
+
 /// Skips ASCII digits from `i`, eight at a time where eight bytes remain.
 #[inline(always)]
 fn skip_digits(bytes: &[u8], mut i: usize) -> usize {
     while let Some(w) = word_at(bytes, i) {
-        // Digits become 0..=9; the high bit of `(b & 0x7f) + 0x76` is set exactly when that
-        // is 10 or more (no carry leaves a byte), and `| b` flags bytes >= 0x80.
-        let t = w ^ (ONES * u64::from(b'0'));
-        let non_digits = (((t & !HIGHS) + ONES * 0x76) | t) & HIGHS;
+        let non_digits = non_digits(w);
         if non_digits != 0 {
             return i + (non_digits.trailing_zeros() / 8) as usize;
         }
