@@ -5,6 +5,9 @@
 //!   its strings and bracket balance checked);
 //! - `machine`: `handle_message` + drain until `Wait` on a connected machine (copy into the
 //!   machine's buffer, envelope, sequence tracking, the dispatch event out);
+//! - `machine_handed_over`: the same through `handle_text_buffer`, for a driver that reads
+//!   each frame into a `String` of its own and hands it over (no copy). Filling the buffers
+//!   (the driver's socket read) is not timed;
 //! - `serde_value`: `serde_json::from_str::<serde_json::Value>` of each frame;
 //! - `memchr_absent`: one `memchr` pass over all bytes of each frame for a byte that never
 //!   occurs (0xFF is not UTF-8): the memory-bandwidth floor;
@@ -31,7 +34,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use discord_gateway_proto::protocol::envelope::read_envelope;
-use discord_gateway_proto::{Message, ShardId, Timestamp};
+use discord_gateway_proto::{GatewayMachine, Message, ShardId, Timestamp};
 
 use frames::{render, FrameSets, KeyOrder, SEED};
 
@@ -125,13 +128,59 @@ fn laid_out_in_order(frames: &[String]) -> Vec<String> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 5] = [
+const FUNCTIONS: [&str; 6] = [
     "reader",
     "machine",
     "serde_value",
     "memchr_absent",
     "memchr_quotes",
+    "machine_handed_over",
 ];
+
+/// A driver's receive buffers for handing `frames` over: the set `repeat` times over, so
+/// that one timed pass over small sets is long enough for the timer's cost not to count.
+struct DriverBuffers<'a> {
+    frames: &'a [String],
+    buffers: Vec<String>,
+}
+
+impl<'a> DriverBuffers<'a> {
+    fn new(frames: &'a [String], repeat: usize) -> Self {
+        let buffers = vec![String::new(); frames.len() * repeat];
+        DriverBuffers { frames, buffers }
+    }
+
+    /// How many times over the set the buffers hold.
+    fn repeat(&self) -> usize {
+        self.buffers.len() / self.frames.len().max(1)
+    }
+
+    /// Refills every buffer (the socket reads; not timed), then times handing them over,
+    /// draining after each. Returns the time per pass over the set.
+    fn hand_over(&mut self, machine: &mut GatewayMachine, now: Timestamp) -> Duration {
+        use criterion::measurement::{Measurement, WallTime};
+        // Fresh copies, one after another (see `laid_out_in_order`): refilled in place, the
+        // buffers, swapped with the machine's and regrown, would end up scattered over the heap.
+        let fresh = (0..self.buffers.len())
+            .map(|i| self.frames[i % self.frames.len()].as_str().to_owned())
+            .collect();
+        drop(std::mem::replace(&mut self.buffers, fresh));
+        let start = WallTime.start();
+        let mut seen = 0usize;
+        for buffer in &mut self.buffers {
+            machine.handle_text_buffer(now, black_box(buffer));
+            seen += drive::drain(machine).data_bytes;
+        }
+        black_box(seen);
+        WallTime.end(start) / self.repeat() as u32
+    }
+}
+
+/// How many times over the set one timed pass goes: about 64 KiB of frames.
+fn repeat_for(frames: &[String]) -> usize {
+    let bytes: usize = frames.iter().map(String::len).sum();
+    (64 * 1024 / bytes.max(1)).max(1)
+}
 
 fn bench_set(c: &mut Criterion, set: &Set) {
     let frames = &set.frames;
@@ -168,6 +217,16 @@ fn bench_set(c: &mut Criterion, set: &Set) {
         })
     });
 
+    let mut handed_over = drive::connected_machine(&config, ShardId::ONE, SEED, now);
+    let mut buffers = DriverBuffers::new(frames, repeat_for(frames));
+    group.bench_function("machine_handed_over", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| buffers.hand_over(&mut handed_over, now))
+                .sum()
+        })
+    });
+
     group.bench_function("serde_value", |b| {
         b.iter(|| {
             let mut seen = 0usize;
@@ -201,27 +260,27 @@ fn bench_set(c: &mut Criterion, set: &Set) {
     group.finish();
 }
 
-fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 5]>) -> String {
+fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 6]>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| frames | n | bytes/frame | reader ns/frame (GB/s) | machine ns/frame | Value ns/frame | memchr absent | memchr quotes | Value / reader | reader / memchr absent | reader / memchr quotes | machine / reader |"
+        "| frames | n | bytes/frame | reader ns/frame (GB/s) | machine ns/frame | Value ns/frame | memchr absent | memchr quotes | Value / reader | reader / memchr absent | reader / memchr quotes | machine / reader | handed over ns/frame | handed over / reader |"
     );
     let _ = writeln!(
         out,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for set in sets {
         let n = set.frames.len() as f64;
         let bytes = set.frames.iter().map(String::len).sum::<usize>() as f64;
-        let Some([reader, machine, value, absent, quotes]) = times(set) else {
+        let Some([reader, machine, value, absent, quotes, handed_over]) = times(set) else {
             continue;
         };
         let per_frame = |t: Option<f64>| t.map_or("-".into(), |t| format!("{:.0}", t / n));
         let gbps = reader.map_or("-".into(), |t| format!("{:.2}", bytes / t));
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {} ({gbps}) | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} ({gbps}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             set.label,
             set.frames.len(),
             bytes / n,
@@ -234,6 +293,8 @@ fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 5]>) -> Stri
             report::ratio(reader, absent),
             report::ratio(reader, quotes),
             report::ratio(machine, reader),
+            per_frame(handed_over),
+            report::ratio(handed_over, reader),
         );
     }
     out
@@ -243,61 +304,77 @@ fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 5]>) -> Stri
 /// the functions interleaved within each round. Contention from other processes only ever
 /// adds time, so the minimum is the steadiest estimate on a shared machine, and
 /// interleaving exposes every function to the same conditions.
-fn best_of_interleaved(set: &Set) -> [f64; 5] {
+fn best_of_interleaved(set: &Set) -> [f64; 6] {
     use criterion::measurement::{Measurement, WallTime};
     let frames = &set.frames;
     let config = drive::shared_config(1);
     let now = Timestamp::from_secs(1);
     let mut machine = drive::connected_machine(&config, ShardId::ONE, SEED, now);
-    let mut passes: [Box<dyn FnMut() -> usize + '_>; 5] = [
-        Box::new(|| {
-            frames
-                .iter()
-                .map(|f| read_envelope(black_box(f)).map_or(0, |e| e.op as usize))
-                .sum()
-        }),
-        Box::new(move || {
-            let mut seen = 0;
-            for frame in frames {
-                machine.handle_message(now, Message::Text(black_box(frame)));
-                seen += drive::drain(&mut machine).data_bytes;
-            }
-            seen
-        }),
-        Box::new(|| {
-            frames
-                .iter()
-                .map(|f| {
-                    serde_json::from_str::<serde_json::Value>(black_box(f))
-                        .map_or(0, |v| v.as_object().map_or(0, |o| o.len()))
-                })
-                .sum()
-        }),
-        Box::new(|| {
-            frames
-                .iter()
-                .map(|f| memchr::memchr(0xFF, black_box(f).as_bytes()).unwrap_or(1))
-                .sum()
-        }),
-        Box::new(|| {
-            frames
-                .iter()
-                .map(|f| memchr::memchr_iter(b'"', black_box(f).as_bytes()).count())
-                .sum()
-        }),
-    ];
+    let mut handed_over = drive::connected_machine(&config, ShardId::ONE, SEED, now);
     // Small sets are passed over several times per timing, so the timer's own cost and
     // resolution stay negligible.
-    let bytes: usize = frames.iter().map(String::len).sum();
-    let repeat = (64 * 1024 / bytes.max(1)).max(1);
-    let mut best = [f64::MAX; 5];
-    let mut round = |best: &mut [f64; 5]| {
+    let repeat = repeat_for(frames);
+    let mut buffers = DriverBuffers::new(frames, repeat);
+    // Times `repeat` passes of `pass`; returns the time per pass.
+    let timed = |pass: &mut dyn FnMut() -> usize| {
+        let start = WallTime.start();
+        for _ in 0..repeat {
+            black_box(pass());
+        }
+        WallTime.end(start) / repeat as u32
+    };
+    let mut passes: [Box<dyn FnMut() -> Duration + '_>; 6] = [
+        Box::new(|| {
+            timed(&mut || {
+                frames
+                    .iter()
+                    .map(|f| read_envelope(black_box(f)).map_or(0, |e| e.op as usize))
+                    .sum()
+            })
+        }),
+        Box::new(|| {
+            timed(&mut || {
+                let mut seen = 0;
+                for frame in frames {
+                    machine.handle_message(now, Message::Text(black_box(frame)));
+                    seen += drive::drain(&mut machine).data_bytes;
+                }
+                seen
+            })
+        }),
+        Box::new(|| {
+            timed(&mut || {
+                frames
+                    .iter()
+                    .map(|f| {
+                        serde_json::from_str::<serde_json::Value>(black_box(f))
+                            .map_or(0, |v| v.as_object().map_or(0, |o| o.len()))
+                    })
+                    .sum()
+            })
+        }),
+        Box::new(|| {
+            timed(&mut || {
+                frames
+                    .iter()
+                    .map(|f| memchr::memchr(0xFF, black_box(f).as_bytes()).unwrap_or(1))
+                    .sum()
+            })
+        }),
+        Box::new(|| {
+            timed(&mut || {
+                frames
+                    .iter()
+                    .map(|f| memchr::memchr_iter(b'"', black_box(f).as_bytes()).count())
+                    .sum()
+            })
+        }),
+        Box::new(|| buffers.hand_over(&mut handed_over, now)),
+    ];
+    let mut best = [f64::MAX; 6];
+    let mut round = |best: &mut [f64; 6]| {
         for (pass, best) in passes.iter_mut().zip(best.iter_mut()) {
-            let start = WallTime.start();
-            for _ in 0..repeat {
-                black_box(pass());
-            }
-            *best = best.min(WallTime.end(start).as_nanos() as f64 / repeat as f64);
+            *best = best.min(pass().as_nanos() as f64);
         }
     };
     let start = WallTime.start();
@@ -337,7 +414,7 @@ fn main() {
     println!("\n## Envelope and machine: criterion medians, per frame\n\n{medians}");
     // Only under `cargo bench` (criterion's test mode runs each bench once, untimed).
     let best = if std::env::args().any(|a| a == "--bench") {
-        let best: Vec<(&str, [f64; 5])> = ran
+        let best: Vec<(&str, [f64; 6])> = ran
             .iter()
             .map(|set| (set.name, best_of_interleaved(set)))
             .collect();

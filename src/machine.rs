@@ -309,6 +309,22 @@ impl GatewayMachine {
         self.receive(message);
     }
 
+    /// One text message, handed over in the driver's own buffer instead of lent: the machine
+    /// keeps `buffer`'s allocation rather than copying the text, and leaves its previous
+    /// receive buffer in its place.
+    ///
+    /// On return `buffer` is empty, with capacity to read the next message into (at most
+    /// 1 MiB of it is kept after a huge message). Outputs are the same as
+    /// [`handle_message`](Self::handle_message) with [`Message::Text`].
+    ///
+    /// For drivers that hold each message in a `String` of their own (a browser WebSocket
+    /// under WASM, a hand-written frame reader): it saves the copy of every message that
+    /// `handle_message` makes, and in steady state neither allocates nor frees.
+    pub fn handle_text_buffer(&mut self, now: Timestamp, buffer: &mut String) {
+        self.advance(now);
+        self.receive_buffer(buffer);
+    }
+
     /// The socket closed: `Some(frame)` with the server's close frame, `None` when the
     /// transport failed (or the connection attempt failed) without one.
     pub fn handle_closed(&mut self, now: Timestamp, frame: Option<CloseFrame<'_>>) {

@@ -20,6 +20,7 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static DEALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
@@ -29,6 +30,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = DEALLOCATIONS.try_with(|n| n.set(n.get() + 1));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -46,6 +48,10 @@ static GLOBAL: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
+}
+
+fn deallocations() -> u64 {
+    DEALLOCATIONS.with(Cell::get)
 }
 
 /// Feeds `frames` (warm-up pass, then a counted pass) and returns the allocations of the
@@ -91,6 +97,52 @@ fn dispatch_frames_allocate_nothing_in_steady_state() {
             "{name}: {allocs} allocations for {} frames",
             frames.len()
         );
+    }
+}
+
+/// Feeds `frames` the way a driver that owns its receive buffer does: each frame is read
+/// into the buffer the machine gave back last time, then handed over. Two warm-up passes (the
+/// driver's buffer and the machine's alternate, so both must grow to the largest frame), then
+/// a counted pass. Returns its allocations, deallocations and dispatches.
+fn steady_state_handed_over(frames: &[String]) -> (u64, u64, usize) {
+    let config = drive::shared_config(1);
+    let now = Timestamp::from_secs(1);
+    let mut m = drive::connected_machine(&config, ShardId::ONE, SEED, now);
+    let mut buffer = String::new();
+    let mut run = |m: &mut discord_gateway_proto::GatewayMachine| {
+        let mut dispatches = 0;
+        for frame in frames {
+            // The socket read, into the driver's buffer.
+            buffer.push_str(frame);
+            m.handle_text_buffer(now, &mut buffer);
+            dispatches += drive::drain(m).dispatches;
+        }
+        dispatches
+    };
+    run(&mut m);
+    run(&mut m);
+    let (allocs, deallocs) = (allocations(), deallocations());
+    let dispatches = run(&mut m);
+    (
+        allocations() - allocs,
+        deallocations() - deallocs,
+        dispatches,
+    )
+}
+
+#[test]
+fn handed_over_buffers_neither_allocate_nor_free_in_steady_state() {
+    let sets = FrameSets::new(SEED);
+    let stream = render(&sets.mixed[2..], KeyOrder::Discord);
+    for (name, frames) in [
+        ("MESSAGE_CREATE with embed", &sets.message_create_embed),
+        ("GUILD_CREATE", &sets.guild_create),
+        ("mixed stream", &stream),
+    ] {
+        let (allocs, deallocs, dispatches) = steady_state_handed_over(frames);
+        let expected = frames.iter().filter(|f| !f.contains(r#""op":11"#)).count();
+        assert_eq!(dispatches, expected, "{name}: every dispatch comes out");
+        assert_eq!((allocs, deallocs), (0, 0), "{name}: allocations, frees");
     }
 }
 

@@ -67,6 +67,26 @@ impl GatewayMachine {
         self.on_envelope(envelope);
     }
 
+    /// Acts on a text message handed over in `buffer`: in the common case (open socket,
+    /// outputs drained) the buffers are exchanged instead of the text copied. Everything
+    /// else takes the lent path. `buffer` is left empty.
+    #[inline(always)]
+    pub(crate) fn receive_buffer(&mut self, buffer: &mut alloc::string::String) {
+        if !(self.phase.has_open_socket() && self.queue.is_empty()) {
+            self.receive(Message::Text(buffer));
+            buffer.clear();
+            return;
+        }
+        let envelope = read_envelope(buffer).map(|envelope| Located::new(buffer, &envelope));
+        core::mem::swap(&mut self.rx, buffer);
+        buffer.clear();
+        if buffer.capacity() > RX_RETAIN {
+            buffer.shrink_to(RX_RETAIN);
+        }
+        self.heartbeat.on_message();
+        self.on_envelope(envelope);
+    }
+
     /// Any message in any state: reports a message on a closed socket, spills undrained
     /// dispatches, trims an oversized buffer, validates bytes and inflates binary. `None`
     /// when there is no envelope to act on.

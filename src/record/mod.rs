@@ -226,6 +226,12 @@ impl RecordingMachine {
         self.machine.handle_message(now, message);
     }
 
+    /// See [`GatewayMachine::handle_text_buffer`] (recorded as a text message).
+    pub fn handle_text_buffer(&mut self, now: Timestamp, buffer: &mut String) {
+        self.recorder.record_message(now, &Message::Text(buffer));
+        self.machine.handle_text_buffer(now, buffer);
+    }
+
     /// See [`GatewayMachine::handle_closed`].
     pub fn handle_closed(&mut self, now: Timestamp, frame: Option<CloseFrame<'_>>) {
         self.recorder.record_closed(now, frame);
