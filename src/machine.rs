@@ -29,7 +29,9 @@ use crate::trace::{Cause, Decision, Outcome, Rule};
 
 use queue::{OutputQueue, Pending};
 
-/// One WebSocket data message from the gateway, as the driver received it.
+/// One WebSocket data message from the gateway, as the driver received it, lent to the
+/// machine (which copies what it keeps; see
+/// [`GatewayMachine::handle_text_buffer`] to hand over a `String` instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
     /// A text message.
@@ -59,7 +61,9 @@ pub struct StartOptions {
 /// - **Getters** (`&self`, no side effects): [`phase`](Self::phase),
 ///   [`session`](Self::session), [`latency`](Self::latency), [`shard`](Self::shard), ...
 /// - **Inputs**: [`handle_connected`](Self::handle_connected),
-///   [`handle_message`](Self::handle_message), [`handle_closed`](Self::handle_closed),
+///   [`handle_message`](Self::handle_message) (or
+///   [`handle_text_buffer`](Self::handle_text_buffer), to hand a text over without a copy),
+///   [`handle_closed`](Self::handle_closed),
 ///   [`handle_timeout`](Self::handle_timeout). Inputs never fail: bad data from the network
 ///   becomes an [`Event`](crate::Event).
 /// - **Commands**: [`send`](Self::send), [`grant_identify`](Self::grant_identify),

@@ -999,6 +999,11 @@ struct Run {
     seq: u64,
     /// Print each step and its outputs (`FUZZ_VERBOSE=1`, to read a crash's story).
     verbose: bool,
+    /// The driver's receive buffer: every other valid text is handed over in it
+    /// (`handle_text_buffer`) instead of lent, so both paths meet every state.
+    buffer: String,
+    /// Texts fed so far.
+    texts: u64,
 }
 
 impl Run {
@@ -1145,7 +1150,19 @@ impl Run {
             Step::Text(delta, frame) => {
                 let now = self.input_time(delta);
                 match self.frame_text(frame) {
-                    Ok(text) => self.machine.handle_message(now, Message::Text(&text)),
+                    Ok(text) if self.texts % 2 == 1 => {
+                        self.texts += 1;
+                        self.buffer.push_str(&text);
+                        self.machine.handle_text_buffer(now, &mut self.buffer);
+                        assert!(
+                            self.buffer.is_empty(),
+                            "a handed-over buffer comes back empty"
+                        );
+                    }
+                    Ok(text) => {
+                        self.texts += 1;
+                        self.machine.handle_message(now, Message::Text(&text));
+                    }
                     Err(bytes) => self.machine.handle_message(now, Message::TextBytes(&bytes)),
                 }
             }
@@ -1312,6 +1329,8 @@ pub fn machine(data: &[u8]) {
         now,
         seq: 0,
         verbose: std::env::var_os("FUZZ_VERBOSE").is_some(),
+        buffer: String::new(),
+        texts: 0,
     };
     run.machine.set_trace(start.trace);
     run.drain();
@@ -1551,6 +1570,8 @@ pub fn inflate(data: &[u8]) {
                 now,
                 seq: 0,
                 verbose: false,
+                buffer: String::new(),
+                texts: 0,
             };
             run.drain();
             run.step(Step::Connected(Delta::Zero));
