@@ -260,7 +260,32 @@ fn bench_set(c: &mut Criterion, set: &Set) {
     group.finish();
 }
 
-fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 6]>) -> String {
+/// One set's line of a table.
+#[derive(Clone, Copy)]
+struct Row {
+    /// Nanoseconds per pass over the set for each of [`FUNCTIONS`].
+    times: [Option<f64>; 6],
+    /// Value / reader, reader / memchr absent, reader / memchr quotes, machine / reader,
+    /// handed over / reader.
+    ratios: [Option<f64>; 5],
+}
+
+impl Row {
+    /// A row whose ratios are those of its times.
+    fn from_times(times: [Option<f64>; 6]) -> Self {
+        let [reader, machine, value, absent, quotes, handed_over] = times;
+        let ratios = [
+            report::divide(value, reader),
+            report::divide(reader, absent),
+            report::divide(reader, quotes),
+            report::divide(machine, reader),
+            report::divide(handed_over, reader),
+        ];
+        Row { times, ratios }
+    }
+}
+
+fn table(sets: &[Set], row: &dyn Fn(&Set) -> Option<Row>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -273,9 +298,12 @@ fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 6]>) -> Stri
     for set in sets {
         let n = set.frames.len() as f64;
         let bytes = set.frames.iter().map(String::len).sum::<usize>() as f64;
-        let Some([reader, machine, value, absent, quotes, handed_over]) = times(set) else {
+        let Some(Row { times, ratios }) = row(set) else {
             continue;
         };
+        let [reader, machine, value, absent, quotes, handed_over] = times;
+        let [value_reader, reader_absent, reader_quotes, machine_reader, handed_over_reader] =
+            ratios.map(report::format_ratio);
         let per_frame = |t: Option<f64>| t.map_or("-".into(), |t| format!("{:.0}", t / n));
         let gbps = reader.map_or("-".into(), |t| format!("{:.2}", bytes / t));
         let _ = writeln!(
@@ -289,22 +317,25 @@ fn table(sets: &[Set], times: &dyn Fn(&Set) -> Option<[Option<f64>; 6]>) -> Stri
             per_frame(value),
             per_frame(absent),
             per_frame(quotes),
-            report::ratio(value, reader),
-            report::ratio(reader, absent),
-            report::ratio(reader, quotes),
-            report::ratio(machine, reader),
+            value_reader,
+            reader_absent,
+            reader_quotes,
+            machine_reader,
             per_frame(handed_over),
-            report::ratio(handed_over, reader),
+            handed_over_reader,
         );
     }
     out
 }
 
-/// Nanoseconds per pass over the set for each of [`FUNCTIONS`]: the best of many rounds,
-/// the functions interleaved within each round. Contention from other processes only ever
-/// adds time, so the minimum is the steadiest estimate on a shared machine, and
-/// interleaving exposes every function to the same conditions.
-fn best_of_interleaved(set: &Set) -> [f64; 6] {
+/// Many rounds over the set, the functions interleaved within each round. The times are
+/// each function's best: contention from other processes only ever adds time, so the
+/// minimum is the steadiest estimate of a time on a shared machine. The ratios are the
+/// median over rounds of the ratio within each round: the functions of one round run
+/// within milliseconds of each other, so a change of clock speed or a noisy neighbour
+/// that lasts longer than that cancels out of the ratio (the best times of two functions
+/// can come from different moments).
+fn interleaved_rounds(set: &Set) -> Row {
     use criterion::measurement::{Measurement, WallTime};
     let frames = &set.frames;
     let config = drive::shared_config(1);
@@ -371,21 +402,29 @@ fn best_of_interleaved(set: &Set) -> [f64; 6] {
         }),
         Box::new(|| buffers.hand_over(&mut handed_over, now)),
     ];
-    let mut best = [f64::MAX; 6];
-    let mut round = |best: &mut [f64; 6]| {
-        for (pass, best) in passes.iter_mut().zip(best.iter_mut()) {
-            *best = best.min(pass().as_nanos() as f64);
-        }
-    };
+    let mut round = || passes.each_mut().map(|pass| pass().as_nanos() as f64);
     let start = WallTime.start();
-    round(&mut best);
+    round();
     // About two seconds per set.
     let once = WallTime.end(start).as_secs_f64();
-    let rounds = (2.0 / once).clamp(10.0, 500.0) as usize;
-    for _ in 0..rounds {
-        round(&mut best);
+    let rounds: Vec<[f64; 6]> = (0..(2.0 / once).clamp(10.0, 500.0) as usize)
+        .map(|_| round())
+        .collect();
+    let best: [f64; 6] =
+        std::array::from_fn(|f| rounds.iter().map(|r| r[f]).fold(f64::MAX, f64::min));
+    let per_round: Vec<[Option<f64>; 5]> = rounds
+        .iter()
+        .map(|times| Row::from_times(times.map(Some)).ratios)
+        .collect();
+    let ratios = std::array::from_fn(|i| {
+        let mut column: Vec<f64> = per_round.iter().filter_map(|r| r[i]).collect();
+        column.sort_by(f64::total_cmp);
+        column.get(column.len() / 2).copied()
+    });
+    Row {
+        times: best.map(Some),
+        ratios,
     }
-    best
 }
 
 fn main() {
@@ -409,26 +448,28 @@ fn main() {
     }
     let medians = table(&sets, &|set| {
         let times = FUNCTIONS.map(|f| results.nanos(set.name, f));
-        times[0].map(|_| times)
+        times[0].map(|_| Row::from_times(times))
     });
     println!("\n## Envelope and machine: criterion medians, per frame\n\n{medians}");
     // Only under `cargo bench` (criterion's test mode runs each bench once, untimed).
     let best = if std::env::args().any(|a| a == "--bench") {
-        let best: Vec<(&str, [f64; 6])> = ran
+        let rounds: Vec<(&str, Row)> = ran
             .iter()
-            .map(|set| (set.name, best_of_interleaved(set)))
+            .map(|set| (set.name, interleaved_rounds(set)))
             .collect();
         let best = table(&sets, &|set| {
-            let (_, times) = best.iter().find(|(name, _)| *name == set.name)?;
-            Some(times.map(Some))
+            let (_, row) = rounds.iter().find(|(name, _)| *name == set.name)?;
+            Some(*row)
         });
-        println!("\n## Envelope and machine: best of interleaved rounds, per frame\n\n{best}");
+        println!(
+            "\n## Envelope and machine: interleaved rounds, per frame (best times; ratios: median over rounds of each round's ratio)\n\n{best}"
+        );
         best
     } else {
         String::new()
     };
     let _ = std::fs::write(
         results.path("throughput.md"),
-        format!("criterion medians\n\n{medians}\nbest of interleaved rounds\n\n{best}"),
+        format!("criterion medians\n\n{medians}\ninterleaved rounds (best times; ratios: median over rounds of each round's ratio)\n\n{best}"),
     );
 }

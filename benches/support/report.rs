@@ -59,10 +59,20 @@ impl Results {
     }
 }
 
-/// `a / b` formatted with one decimal, or `-`.
-pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+/// `a / b`, if both are known and `b` is positive.
+pub fn divide(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
-        _ => "-".into(),
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// A ratio formatted (two decimals below 10x, where targets such as 1.3x or 1.15x are
+/// judged; one above), or `-`.
+pub fn format_ratio(ratio: Option<f64>) -> String {
+    match ratio {
+        Some(r) if r < 10.0 => format!("{r:.2}x"),
+        Some(r) => format!("{r:.1}x"),
+        None => "-".into(),
     }
 }
