@@ -56,8 +56,15 @@ fn record_run(seed: u64) -> (Vec<String>, Vec<String>) {
     drain(&mut m, &mut log);
     m.handle_message(t(100), Message::Text(&ready(1)));
     drain(&mut m, &mut log);
+    let mut buffer = String::new();
     for seq in 2..5 {
-        m.handle_message(t(100 + seq * 10), Message::Text(&message(seq)));
+        if seq == 3 {
+            // Handed over in the driver's buffer: recorded as text, replayed lent.
+            buffer.push_str(&message(seq));
+            m.handle_text_buffer(t(100 + seq * 10), &mut buffer);
+        } else {
+            m.handle_message(t(100 + seq * 10), Message::Text(&message(seq)));
+        }
         drain(&mut m, &mut log);
     }
     let presence =
