@@ -32,6 +32,7 @@
 //!     };
 //!     // Sleep until `deadline` or the next socket event, then feed exactly one input:
 //!     // machine.handle_message(now(), Message::Text(text));
+//!     // machine.handle_text_buffer(now(), &mut buffer); // a String of yours, not copied
 //!     // machine.handle_closed(now(), close_frame_or_none);
 //!     // machine.handle_timeout(now());
 //! #   let _ = deadline; break;
@@ -41,8 +42,8 @@
 //! ## The contract
 //!
 //! - **Getters** (`phase`, `session`, `latency`, ...) have no side effects.
-//! - **Inputs** (`handle_connected`, `handle_message`, `handle_closed`, `handle_timeout`)
-//!   never fail and never panic: anything bad from the network becomes an
+//! - **Inputs** (`handle_connected`, `handle_message` or `handle_text_buffer`,
+//!   `handle_closed`, `handle_timeout`) never fail and never panic: anything bad from the network becomes an
 //!   [`Event::ProtocolError`] and, when the connection cannot go on, a reconnect that keeps
 //!   the session.
 //! - **Commands** (`send`, `grant_identify`, `shutdown`) return a typed [`CommandError`]
