@@ -111,7 +111,7 @@ fn sets() -> Vec<Set> {
         }
     }
     for set in &mut sets {
-        set.frames = laid_out_in_order(&set.frames);
+        set.frames = laid_out_in_order(set.frames.iter());
     }
     sets
 }
@@ -121,11 +121,8 @@ fn sets() -> Vec<Set> {
 /// there, the mixed stream pays a cache and TLB miss per frame that neither a WebSocket
 /// driver (one receive buffer, reused) nor the corpus (read line after line) has. All
 /// functions read the same copies.
-fn laid_out_in_order(frames: &[String]) -> Vec<String> {
-    frames
-        .iter()
-        .map(|frame| frame.as_str().to_owned())
-        .collect()
+fn laid_out_in_order<'a>(frames: impl Iterator<Item = &'a String>) -> Vec<String> {
+    frames.map(|frame| frame.as_str().to_owned()).collect()
 }
 
 const FUNCTIONS: [&str; 6] = [
@@ -141,29 +138,32 @@ const FUNCTIONS: [&str; 6] = [
 /// that one timed pass over small sets is long enough for the timer's cost not to count.
 struct DriverBuffers<'a> {
     frames: &'a [String],
+    /// How many times over the set the buffers hold.
+    repeat: usize,
     buffers: Vec<String>,
 }
 
 impl<'a> DriverBuffers<'a> {
     fn new(frames: &'a [String], repeat: usize) -> Self {
-        let buffers = vec![String::new(); frames.len() * repeat];
-        DriverBuffers { frames, buffers }
-    }
-
-    /// How many times over the set the buffers hold.
-    fn repeat(&self) -> usize {
-        self.buffers.len() / self.frames.len().max(1)
+        DriverBuffers {
+            frames,
+            repeat,
+            buffers: Vec::new(),
+        }
     }
 
     /// Refills every buffer (the socket reads; not timed), then times handing them over,
     /// draining after each. Returns the time per pass over the set.
     fn hand_over(&mut self, machine: &mut GatewayMachine, now: Timestamp) -> Duration {
         use criterion::measurement::{Measurement, WallTime};
-        // Fresh copies, one after another (see `laid_out_in_order`): refilled in place, the
-        // buffers, swapped with the machine's and regrown, would end up scattered over the heap.
-        let fresh = (0..self.buffers.len())
-            .map(|i| self.frames[i % self.frames.len()].as_str().to_owned())
-            .collect();
+        // Fresh copies, one after another: refilled in place, the buffers, swapped with the
+        // machine's and regrown, would end up scattered over the heap.
+        let fresh = laid_out_in_order(
+            self.frames
+                .iter()
+                .cycle()
+                .take(self.frames.len() * self.repeat),
+        );
         drop(std::mem::replace(&mut self.buffers, fresh));
         let start = WallTime.start();
         let mut seen = 0usize;
@@ -172,7 +172,7 @@ impl<'a> DriverBuffers<'a> {
             seen += drive::drain(machine).data_bytes;
         }
         black_box(seen);
-        WallTime.end(start) / self.repeat() as u32
+        WallTime.end(start) / self.repeat as u32
     }
 }
 

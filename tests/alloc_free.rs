@@ -54,24 +54,54 @@ fn deallocations() -> u64 {
     DEALLOCATIONS.with(Cell::get)
 }
 
-/// Feeds `frames` (warm-up pass, then a counted pass) and returns the allocations of the
-/// counted pass and the dispatches it produced.
-fn steady_state_allocations(frames: &[String]) -> (u64, usize) {
+/// How the driver gives the machine its messages.
+#[derive(Clone, Copy)]
+enum Feed {
+    /// `handle_message(Message::Text)`: lent, the machine copies.
+    Lent,
+    /// `handle_text_buffer`: each frame read into the buffer the machine gave back last
+    /// time, then handed over.
+    HandedOver,
+}
+
+/// What a counted pass cost.
+struct Counted {
+    allocations: u64,
+    deallocations: u64,
+    dispatches: usize,
+}
+
+/// Feeds `frames` in two warm-up passes (handed over, the driver's buffer and the
+/// machine's alternate, so both must grow to the largest frame), then a counted pass.
+fn steady_state(frames: &[String], feed: Feed) -> Counted {
     let config = drive::shared_config(1);
     let now = Timestamp::from_secs(1);
     let mut m = drive::connected_machine(&config, ShardId::ONE, SEED, now);
-    let run = |m: &mut discord_gateway_proto::GatewayMachine| {
+    let mut buffer = String::new();
+    let mut run = |m: &mut discord_gateway_proto::GatewayMachine| {
         let mut dispatches = 0;
         for frame in frames {
-            m.handle_message(now, Message::Text(frame));
+            match feed {
+                Feed::Lent => m.handle_message(now, Message::Text(frame)),
+                Feed::HandedOver => {
+                    // The socket read, into the driver's buffer.
+                    buffer.push_str(frame);
+                    m.handle_text_buffer(now, &mut buffer);
+                }
+            }
             dispatches += drive::drain(m).dispatches;
         }
         dispatches
     };
     run(&mut m);
-    let before = allocations();
+    run(&mut m);
+    let (allocs, deallocs) = (allocations(), deallocations());
     let dispatches = run(&mut m);
-    (allocations() - before, dispatches)
+    Counted {
+        allocations: allocations() - allocs,
+        deallocations: deallocations() - deallocs,
+        dispatches,
+    }
 }
 
 #[test]
@@ -88,7 +118,11 @@ fn dispatch_frames_allocate_nothing_in_steady_state() {
         ("mixed stream", &stream),
         ("mixed stream, d first", &d_first),
     ] {
-        let (allocs, dispatches) = steady_state_allocations(frames);
+        let Counted {
+            allocations: allocs,
+            dispatches,
+            ..
+        } = steady_state(frames, Feed::Lent);
         let expected = frames.iter().filter(|f| !f.contains(r#""op":11"#)).count();
         assert_eq!(dispatches, expected, "{name}: every dispatch comes out");
         assert_eq!(
@@ -100,36 +134,6 @@ fn dispatch_frames_allocate_nothing_in_steady_state() {
     }
 }
 
-/// Feeds `frames` the way a driver that owns its receive buffer does: each frame is read
-/// into the buffer the machine gave back last time, then handed over. Two warm-up passes (the
-/// driver's buffer and the machine's alternate, so both must grow to the largest frame), then
-/// a counted pass. Returns its allocations, deallocations and dispatches.
-fn steady_state_handed_over(frames: &[String]) -> (u64, u64, usize) {
-    let config = drive::shared_config(1);
-    let now = Timestamp::from_secs(1);
-    let mut m = drive::connected_machine(&config, ShardId::ONE, SEED, now);
-    let mut buffer = String::new();
-    let mut run = |m: &mut discord_gateway_proto::GatewayMachine| {
-        let mut dispatches = 0;
-        for frame in frames {
-            // The socket read, into the driver's buffer.
-            buffer.push_str(frame);
-            m.handle_text_buffer(now, &mut buffer);
-            dispatches += drive::drain(m).dispatches;
-        }
-        dispatches
-    };
-    run(&mut m);
-    run(&mut m);
-    let (allocs, deallocs) = (allocations(), deallocations());
-    let dispatches = run(&mut m);
-    (
-        allocations() - allocs,
-        deallocations() - deallocs,
-        dispatches,
-    )
-}
-
 #[test]
 fn handed_over_buffers_neither_allocate_nor_free_in_steady_state() {
     let sets = FrameSets::new(SEED);
@@ -139,7 +143,11 @@ fn handed_over_buffers_neither_allocate_nor_free_in_steady_state() {
         ("GUILD_CREATE", &sets.guild_create),
         ("mixed stream", &stream),
     ] {
-        let (allocs, deallocs, dispatches) = steady_state_handed_over(frames);
+        let Counted {
+            allocations: allocs,
+            deallocations: deallocs,
+            dispatches,
+        } = steady_state(frames, Feed::HandedOver);
         let expected = frames.iter().filter(|f| !f.contains(r#""op":11"#)).count();
         assert_eq!(dispatches, expected, "{name}: every dispatch comes out");
         assert_eq!((allocs, deallocs), (0, 0), "{name}: allocations, frees");

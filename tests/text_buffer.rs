@@ -30,7 +30,7 @@ struct Step {
 }
 
 /// Runs `steps` on a fresh connected machine, feeding each text with `feed`; returns every
-/// output in order and the machine.
+/// output in order.
 fn run(steps: &[Step], feed: impl Fn(&mut GatewayMachine, Timestamp, &str)) -> Vec<String> {
     let config = drive::shared_config(1);
     let start = Timestamp::from_secs(1);

@@ -63,7 +63,6 @@ impl GatewayMachine {
                 None => return,
             },
         };
-        self.heartbeat.on_message();
         self.on_envelope(envelope);
     }
 
@@ -83,7 +82,6 @@ impl GatewayMachine {
         if buffer.capacity() > RX_RETAIN {
             buffer.shrink_to(RX_RETAIN);
         }
-        self.heartbeat.on_message();
         self.on_envelope(envelope);
     }
 
@@ -171,11 +169,13 @@ impl GatewayMachine {
         }
     }
 
-    /// Acts on one envelope. A dispatch on a live connection, nearly every message, takes
-    /// a short path; everything else goes through [`Self::on_other_envelope`], kept out of
-    /// line so that the short path stays small.
+    /// Acts on one message's envelope (or the error reading it): the connection is heard
+    /// from, then a dispatch on a live connection, nearly every message, takes a short path;
+    /// everything else goes through [`Self::on_other_envelope`], kept out of line so that
+    /// the short path stays small.
     #[inline(always)]
     fn on_envelope(&mut self, envelope: Result<Located, EnvelopeError>) {
+        self.heartbeat.on_message();
         match envelope {
             Ok(Located {
                 op: 0,
