@@ -102,6 +102,9 @@ pub struct GatewayMachine {
     pub(crate) held: VecDeque<(OpCode, String)>,
     /// The last message received (decompressed), which dispatch events borrow from.
     pub(crate) rx: String,
+    /// Whether `rx` holds the last text message exactly as the driver gave it (not
+    /// decompressed), so that dispatches can say where they lie in it.
+    pub(crate) rx_lent: bool,
     /// The last frame handed out by `poll_output`.
     pub(crate) tx: String,
     /// A dispatch copied out of `rx` because the driver did not drain before the next message.
@@ -175,6 +178,7 @@ impl GatewayMachine {
             queue: OutputQueue::default(),
             held: VecDeque::new(),
             rx: String::new(),
+            rx_lent: false,
             tx: String::new(),
             spilled: None,
             inflater,

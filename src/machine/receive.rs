@@ -78,6 +78,7 @@ impl GatewayMachine {
         }
         let envelope = read_envelope(buffer).map(|envelope| Located::new(buffer, &envelope));
         core::mem::swap(&mut self.rx, buffer);
+        self.rx_lent = true;
         buffer.clear();
         if buffer.capacity() > RX_RETAIN {
             buffer.shrink_to(RX_RETAIN);
@@ -126,6 +127,7 @@ impl GatewayMachine {
         let envelope = read_envelope(text).map(|envelope| Located::new(text, &envelope));
         self.rx.clear();
         self.rx.push_str(text);
+        self.rx_lent = true;
         envelope
     }
 
@@ -133,6 +135,7 @@ impl GatewayMachine {
     /// message.
     fn inflate(&mut self, bytes: &[u8]) -> bool {
         let mut buf = core::mem::take(&mut self.rx).into_bytes();
+        self.rx_lent = false;
         let result = match &mut self.inflater {
             Some(inflater) => inflater.feed(bytes, &mut buf),
             None => Err(crate::inflate::InflateError::NotCompressed),
