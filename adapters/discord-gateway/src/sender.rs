@@ -142,7 +142,7 @@ impl ShardSender {
             command,
             reply: Some(reply),
         })?;
-        futures_executor_block_on(answer).unwrap_or(Err(SendError::Stopped))
+        block_on(answer).unwrap_or(Err(SendError::Stopped))
     }
 
     /// Closes the shard from outside (Ctrl-C in another task): the shard's stream then ends
@@ -176,8 +176,9 @@ pub(crate) fn parse(json: &str) -> Result<Command, SendError> {
     Command::from_json(json.trim()).map_err(|e| SendError::InvalidCommand(e.to_string()))
 }
 
-/// Blocks the current thread on `future` (a oneshot answer), parking between wake-ups.
-fn futures_executor_block_on<F: std::future::Future>(future: F) -> F::Output {
+/// Blocks the current thread on `future` (a channel's answer), parking between wake-ups.
+/// Works under no runtime at all, and never panics inside one (it only blocks the thread).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
 

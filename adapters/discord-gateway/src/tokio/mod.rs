@@ -219,6 +219,7 @@ impl Shard {
             }
         }
         self.connecting = None;
+        self.refuse_requests();
         let outbox = std::mem::take(&mut self.outbox);
         if let Some(socket) = self.socket.take() {
             let _ = ::tokio::time::timeout(self.close_grace, send_and_close(socket, outbox, frame))
@@ -465,7 +466,12 @@ impl Shard {
         self.ended = true;
         self.drop_socket();
         self.sleep = None;
-        // Requests that arrive from now on are refused by the closed channel.
+        self.refuse_requests();
+    }
+
+    /// Closes the command channel: requests waiting in it are refused, and later ones fail
+    /// at once.
+    fn refuse_requests(&mut self) {
         self.requests.close();
         while let Ok(request) = self.requests.try_recv() {
             request.refuse();
