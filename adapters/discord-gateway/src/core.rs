@@ -57,7 +57,9 @@ pub(crate) enum Action {
     Close(CloseFrame<'static>),
 }
 
-/// The machine, plain or recording (with where the recording goes).
+/// The machine, plain or recording (with where the recording goes). The plain machine, the
+/// usual case, stays inline: no pointer to follow on every message.
+#[allow(clippy::large_enum_variant)]
 enum Machine {
     Plain(GatewayMachine),
     Recording(Box<RecordingMachine>, Option<Box<dyn Write + Send>>),
@@ -497,4 +499,137 @@ fn owned_event(event: Event<'_>, clock: &Clock) -> Option<ShardEvent> {
         #[allow(unreachable_patterns)]
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod alloc_tests {
+    //! What the core allocates per dispatch, measured with the counting allocator: the
+    //! machine, the conversion to a `ShardEvent`, and the application dropping it. (The
+    //! socket's own allocations are measured end to end in `tests/dispatch_alloc.rs`.)
+
+    use super::*;
+    use crate::counting_alloc::allocations;
+    use bytes::BytesMut;
+    use discord_gateway_proto::{Compression, Intents, Token};
+
+    const HELLO: &str = r#"{"op":10,"d":{"heartbeat_interval":41250}}"#;
+    const READY: &str = r#"{"t":"READY","s":1,"op":0,"d":{"v":10,"session_id":"abc","resume_gateway_url":"wss://resume.example","user":{"id":"1"},"guilds":[]}}"#;
+    const ROUNDS: u64 = 1000;
+
+    fn message(sequence: u64) -> String {
+        format!(
+            r#"{{"t":"MESSAGE_CREATE","s":{sequence},"op":0,"d":{{"id":"{sequence}","content":"hello number {sequence}","author":{{"id":"7","username":"someone"}},"channel_id":"5"}}}}"#
+        )
+    }
+
+    fn core(compression: Compression) -> ShardCore {
+        let config =
+            GatewayConfig::new(Token::new("t"), Intents::GUILDS).with_compression(compression);
+        let mut core =
+            ShardCore::new(Arc::new(config), &mut ShardOptions::new().seed(1)).expect("config");
+        assert!(matches!(core.pop_action(), Some(Action::Connect(_))));
+        core.connected();
+        core
+    }
+
+    /// Messages as tungstenite hands them over: frozen slices of one shared read buffer.
+    fn shared(texts: &[String]) -> Vec<SharedStr> {
+        let mut buffer = BytesMut::with_capacity(texts.iter().map(String::len).sum());
+        texts
+            .iter()
+            .map(|text| {
+                buffer.extend_from_slice(text.as_bytes());
+                let bytes = buffer.split_to(text.len()).freeze();
+                SharedStr::from(tungstenite::Utf8Bytes::try_from(bytes).expect("UTF-8"))
+            })
+            .collect()
+    }
+
+    fn drain_events(core: &mut ShardCore) -> usize {
+        let mut n = 0;
+        while let Some(event) = core.pop_event() {
+            n += usize::from(matches!(event, ShardEvent::Dispatch(_)));
+        }
+        n
+    }
+
+    #[test]
+    fn an_uncompressed_dispatch_allocates_nothing_and_shares_the_message() {
+        let mut core = core(Compression::None);
+        let texts: Vec<String> = [HELLO.to_string(), READY.to_string()]
+            .into_iter()
+            .chain((2..ROUNDS + 2).map(message))
+            .collect();
+        let mut messages = shared(&texts).into_iter();
+        for _ in 0..2 {
+            core.text(messages.next().expect("handshake"));
+            drain_events(&mut core);
+        }
+        // A first dispatch warms the machine's and the event queue's buffers.
+        core.text(messages.next().expect("message"));
+        let first = core.pop_event();
+        let Some(ShardEvent::Dispatch(dispatch)) = first else {
+            panic!("{first:?}");
+        };
+        assert_eq!(dispatch.name, "MESSAGE_CREATE");
+        assert!(
+            dispatch.data.starts_with(r#"{"id":"2","#),
+            "{}",
+            dispatch.data
+        );
+        // `d` is the very bytes of the message, not a copy.
+        let message = &texts[2];
+        let offset = message.find(r#"{"id""#).expect("d");
+        assert_eq!(dispatch.data.len(), message.len() - offset - 1);
+        drop(dispatch);
+
+        let before = allocations();
+        let mut dispatches = 0;
+        for message in messages {
+            core.text(message);
+            dispatches += drain_events(&mut core);
+        }
+        let allocated = allocations() - before;
+        assert_eq!(dispatches as u64, ROUNDS - 1);
+        assert_eq!(
+            allocated, 0,
+            "{allocated} allocations for {dispatches} dispatches"
+        );
+    }
+
+    #[test]
+    fn a_zlib_stream_dispatch_allocates_once() {
+        use std::io::Write as _;
+        let mut core = core(Compression::ZlibStream);
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut compress = |text: &str| {
+            encoder.write_all(text.as_bytes()).expect("compress");
+            encoder.flush().expect("sync flush");
+            std::mem::take(encoder.get_mut())
+        };
+        let handshake = [compress(HELLO), compress(READY)];
+        let messages: Vec<Vec<u8>> = (2..ROUNDS + 2).map(|s| compress(&message(s))).collect();
+        for bytes in &handshake {
+            core.binary(bytes);
+            drain_events(&mut core);
+        }
+        core.binary(&messages[0]);
+        assert_eq!(drain_events(&mut core), 1);
+
+        let before = allocations();
+        let mut dispatches = 0;
+        for bytes in &messages[1..] {
+            core.binary(bytes);
+            dispatches += drain_events(&mut core);
+        }
+        let allocated = allocations() - before;
+        assert_eq!(dispatches as u64, ROUNDS - 1);
+        // One allocation per dispatch: its `d`, copied out of the inflated text (the name
+        // comes from the table of known events).
+        assert_eq!(
+            allocated,
+            ROUNDS - 1,
+            "{allocated} allocations for {dispatches} dispatches"
+        );
+    }
 }

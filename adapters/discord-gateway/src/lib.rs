@@ -77,6 +77,8 @@
 
 mod clock;
 mod core;
+#[cfg(test)]
+mod counting_alloc;
 mod event;
 mod identify;
 mod names;
