@@ -71,7 +71,6 @@
 //! | `native-roots` | trust the system's certificate store |
 //! | `zlib-stream`, `zstd-stream` | transport compression |
 //! | `testing` | [`testing::FakeGatewayServer`] |
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
