@@ -593,3 +593,90 @@ async fn shards_sharing_an_identify_queue_take_turns() {
     assert_eq!(shard_ids, ["[0,2]", "[1,2]"]);
     assert_no_violations(&gateway);
 }
+
+/// The shard can move to another task and be polled from `tokio::select!`.
+#[allow(dead_code)]
+fn shard_is_send_and_unpin() {
+    fn check<T: Send + Unpin + 'static>() {}
+    check::<Shard>();
+    check::<discord_gateway::ShardSender>();
+}
+
+#[tokio::test]
+async fn next_event_is_cancel_safe_in_select() {
+    let mut gateway = fast_gateway();
+    gateway.dispatch_stream(
+        Trigger::ReadySent(1),
+        Duration::from_millis(1),
+        Duration::from_millis(1),
+        (0..100).map(|i| ("MESSAGE_CREATE", format!(r#"{{"n":{i}}}"#))),
+    );
+    let server = FakeGatewayServer::start(gateway);
+    let mut shard = shard(&server);
+    let mut ticker = tokio::time::interval(Duration::from_micros(300));
+    let mut sequences = Vec::new();
+    let mut cancelled = 0u32;
+    let run = async {
+        while sequences.len() < 100 {
+            tokio::select! {
+                event = shard.next_event() => match event {
+                    Some(ShardEvent::Dispatch(d)) if d.name == "MESSAGE_CREATE" => {
+                        sequences.push(d.sequence);
+                    }
+                    Some(_) => {}
+                    None => panic!("the shard ended"),
+                },
+                _ = ticker.tick() => cancelled += 1,
+            }
+        }
+    };
+    tokio::time::timeout(LIMIT, run).await.expect("in time");
+    // Every dispatch arrived once, in order, though the future was dropped mid-wait.
+    assert_eq!(sequences, (2..102).collect::<Vec<u64>>());
+    assert!(cancelled > 0, "the timer branch never won");
+    server.stop_async().await;
+}
+
+#[tokio::test]
+async fn the_recording_replays_and_the_trace_explains() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut gateway = fast_gateway();
+    gateway.after(
+        Trigger::ReadySent(1),
+        Duration::from_millis(30),
+        ScriptAction::Reconnect,
+    );
+    let server = FakeGatewayServer::start(gateway);
+    let recording = Shared::default();
+    let options = ShardOptions::new()
+        .seed(3)
+        .trace(true)
+        .record(recording.clone());
+    let mut shard = Shard::from_config(config(&server), options).expect("config");
+    let events = events_until(&mut shard, is_resumed).await;
+    assert!(
+        events.iter().any(|e| matches!(e, ShardEvent::Decision(_))),
+        "{events:#?}"
+    );
+    drop(shard);
+    let text = String::from_utf8(recording.0.lock().expect("buffer").clone()).expect("UTF-8");
+    assert!(!text.contains("test-token"), "the token is never recorded");
+    let summary = discord_gateway::proto::record::replay(text.lines(), |_| {})
+        .unwrap_or_else(|e| panic!("the recording does not replay: {e}"));
+    assert!(summary.outputs > 10, "{summary:?}");
+    server.stop_async().await;
+}
