@@ -11,9 +11,10 @@
 //!     actions:  pop_action()           -> Connect: drop the socket, start connecting
 //!                                         Send: queue the text on the open socket
 //!                                         Close: send the frame in the background, drop
-//!     timer:    deadline() passed      -> timeout()
+//!     timer:    timer_due(now)         -> timeout()
 //!     requests: a ShardSender request  -> request(r)
-//!     identify: poll_identify(waker)   (only matters with a shared queue)
+//!     identify: poll_identify(waker)   (every pass; only matters with a shared queue)
+//!     nothing:  sleep until deadline() or a wake-up
 //!     connect:  attempt finished       -> connected() / connect_failed(why)
 //!     socket:   text / binary / close  -> text(t) / binary(b) / closed(Some(frame))
 //!               error                  -> transport_error(why) (never for is_transient ones)
@@ -194,7 +195,18 @@ impl ShardCore {
         self.machine.inner().session().cloned()
     }
 
-    /// When [`timeout`](Self::timeout) is due next.
+    /// Whether the machine's timer is due at `now`: then call [`timeout`](Self::timeout).
+    #[inline]
+    pub(crate) fn timer_due(&self, now: Instant) -> bool {
+        self.machine
+            .inner()
+            .poll_timeout()
+            .is_some_and(|t| self.clock.instant(t) <= now)
+    }
+
+    /// When the loop must wake by itself next: the machine's timer, or the shared identify
+    /// queue moving on (checked by [`poll_identify`](Self::poll_identify), which every pass
+    /// of the loop calls).
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let machine = self
             .machine

@@ -21,23 +21,38 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    /// Bytes allocated minus bytes freed by this thread.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+}
+
+fn grow(bytes: usize) {
+    let _ = LIVE.try_with(|n| n.set(n.get() + bytes as i64));
+}
+
+fn shrink(bytes: usize) {
+    let _ = LIVE.try_with(|n| n.set(n.get() - bytes as i64));
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        grow(layout.size());
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        shrink(layout.size());
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        grow(layout.size());
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        shrink(layout.size());
+        grow(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -47,6 +62,10 @@ static GLOBAL: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
+}
+
+fn live_bytes() -> i64 {
+    LIVE.with(Cell::get)
 }
 
 const DISPATCHES: u64 = 2000;
@@ -177,4 +196,49 @@ fn the_shard_adds_no_allocation_per_dispatch_to_the_websocket_library_s() {
         shard <= bare + 0.05,
         "the shard allocates per dispatch: {shard:.3} against {bare:.3} for the bare socket"
     );
+}
+
+/// Heap held by one connected, idle shard after READY (plain `ws://`, so no TLS state):
+/// the machine, tungstenite's buffers, tokio's registration of the socket, the loop's own
+/// state. Counted as bytes allocated minus bytes freed on the shard's thread; the fake
+/// server runs on a thread of its own.
+async fn idle_shard_bytes(compression: discord_gateway::Compression) -> i64 {
+    use discord_gateway::proto::sim::{FakeGateway, FakeGatewayConfig};
+    use discord_gateway::testing::FakeGatewayServer;
+
+    let server = FakeGatewayServer::start(FakeGateway::new(FakeGatewayConfig {
+        hello_interval: Duration::from_secs(40),
+        ready_delay: Duration::from_millis(5),
+        ..FakeGatewayConfig::default()
+    }));
+    let config = GatewayConfig::new(Token::new("test-token"), Intents::GUILDS)
+        .with_gateway_url(server.url())
+        .with_compression(compression);
+    let before = live_bytes();
+    let mut shard = Shard::from_config(config, ShardOptions::new().seed(1)).expect("config");
+    while let Some(event) = shard.next_event().await {
+        if event.as_dispatch().is_some_and(|d| d.name == "READY") {
+            break;
+        }
+    }
+    // Idle a moment: nothing arrives (the next heartbeat is seconds away).
+    let _ = tokio::time::timeout(Duration::from_millis(50), shard.next_event()).await;
+    let held = live_bytes() - before;
+    drop(shard);
+    server.stop_async().await;
+    held
+}
+
+#[test]
+fn an_idle_connected_shard_stays_small() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plain = runtime.block_on(idle_shard_bytes(discord_gateway::Compression::None));
+    let zlib = runtime.block_on(idle_shard_bytes(discord_gateway::Compression::ZlibStream));
+    println!("heap per idle connected shard (ws://): uncompressed {plain} B, zlib-stream {zlib} B");
+    // The read buffer is 16 KiB of it; tungstenite's default would be 128 KiB alone.
+    assert!(plain < 40 * 1024, "{plain} bytes");
+    assert!(zlib < 128 * 1024, "{zlib} bytes");
 }

@@ -289,7 +289,7 @@ impl Shard {
                 return true;
             }
         }
-        if self.core.deadline().is_some_and(|deadline| now >= deadline) {
+        if self.core.timer_due(now) {
             self.core.timeout();
             return true;
         }
