@@ -680,3 +680,58 @@ async fn the_recording_replays_and_the_trace_explains() {
     assert!(summary.outputs > 10, "{summary:?}");
     server.stop_async().await;
 }
+
+#[tokio::test]
+async fn a_sender_closes_the_shard_from_another_thread() {
+    let server = FakeGatewayServer::start(fast_gateway());
+    let mut shard = shard(&server);
+    events_until(&mut shard, is_dispatch("READY")).await;
+    let sender = shard.sender();
+    // A plain thread (no runtime): a blocking send, then a close keeping the session.
+    let thread = std::thread::spawn(move || {
+        let command = discord_gateway::Command::from_json(PRESENCE).expect("command");
+        let sent = sender.send_blocking(command);
+        let session = futures_executor_free_block_on(sender.close(true));
+        (sent, session)
+    });
+    let events = events_until(&mut shard, |e| e.is_final()).await;
+    assert_eq!(
+        events.last(),
+        Some(&ShardEvent::Closed { session_kept: true })
+    );
+    assert_eq!(shard.next_event().await, None);
+    let (sent, session) = thread.join().expect("thread");
+    assert_eq!(sent, Ok(()));
+    assert_eq!(session.expect("kept").id, "sim-session-1");
+    match closed_by(&server, 1).await {
+        Some(Closer::Client(code)) => assert!(!matches!(code, 1000 | 1001), "{code}"),
+        other => panic!("connection 1 ended by {other:?}"),
+    }
+    let gateway = server.stop_async().await;
+    assert_eq!(
+        gateway.received_op(3).count(),
+        1,
+        "the presence went out first"
+    );
+}
+
+/// Runs a future to completion on this thread (no runtime), parking between wake-ups.
+fn futures_executor_free_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut future = std::pin::pin!(future);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
