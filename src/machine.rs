@@ -338,11 +338,18 @@ impl GatewayMachine {
 
     /// A deadline from [`poll_timeout`](Self::poll_timeout) (or `Wait`) passed. Calls before
     /// any deadline are no-ops.
+    ///
+    /// Each timer that expired fires once. A timer armed by what they did (a reconnect
+    /// after a connect timeout, say) never fires in the same call, whatever the
+    /// configuration: afterwards the next deadline is later than `now` (at
+    /// [`Timestamp::MAX`], where time cannot move on, it stays there).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.advance(now);
+        self.timers.begin_round();
         while let Some((timer, deadline)) = self.timers.pop_expired(now) {
             self.on_timer(timer, deadline);
         }
+        self.timers.end_round(now);
     }
 
     // ----- C. commands -----
