@@ -92,8 +92,14 @@ pub struct GatewayMachine {
     pub(crate) to_resume_url: bool,
     /// Failed connection attempts in a row (reset by READY / RESUMED).
     pub(crate) attempts: u32,
-    /// Failed resumes in a row (reset by RESUMED).
+    /// Failed resumes in a row (reset by RESUMED): resumes the server received and did not
+    /// complete, for the circuit breaker.
     pub(crate) failed_resumes: u32,
+    /// The next resume goes to the main URL: the last attempt, to the resume URL, ended
+    /// before Hello.
+    pub(crate) resume_via_main: bool,
+    /// Identifies in a row answered with close 4002 (reset by READY).
+    pub(crate) undecodable_identifies: u32,
     /// Dispatches received while resuming.
     pub(crate) replayed: u64,
     /// Outputs decided and not yet taken by `poll_output`.
@@ -171,6 +177,8 @@ impl GatewayMachine {
             to_resume_url: false,
             attempts: 0,
             failed_resumes: 0,
+            resume_via_main: false,
+            undecodable_identifies: 0,
             replayed: 0,
             queue: OutputQueue::default(),
             held: VecDeque::new(),
