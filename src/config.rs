@@ -336,7 +336,7 @@ pub enum ConfigError {
         /// The serialized Identify's size in bytes, token included.
         size: usize,
         /// The most bytes one gateway message may have
-        /// ([`MAX_FRAME_BYTES`](crate::MAX_FRAME_BYTES)).
+        /// ([`MAX_FRAME_BYTES`]).
         limit: usize,
     },
 }
