@@ -2,6 +2,8 @@
 //! creation and refresh rules, spending, exhaustion, the fence, the bucket spacing, and the
 //! budget read from its source when Redis has none.
 #![cfg(feature = "redis")]
+// These tests run real processes and a real server: they measure real time.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 
@@ -320,7 +322,7 @@ async fn an_unreachable_redis_is_a_typed_error_within_the_call_timeout() {
 }
 
 #[test]
-fn a_bad_url_is_refused_without_repeating_it() {
+fn a_bad_redis_url_is_refused_without_repeating_it() {
     let error = RedisLink::open("http://user:hunter2@example.com/").unwrap_err();
     assert!(matches!(
         error,

@@ -128,7 +128,7 @@ impl ChildProcess {
             assert!(
                 start.elapsed() < limit,
                 "child did not report {what} within {limit:?}: {:?}",
-                self.reports()
+                self.lines.lock().unwrap()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -167,11 +167,12 @@ impl Drop for ChildProcess {
     }
 }
 
-/// Prints one report line for the parent.
+/// Prints one report line for the parent (on a line of its own: libtest's "test name ..."
+/// has no newline yet when the test starts printing).
 pub fn report(line: impl AsRef<str>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "FLEET {}", line.as_ref());
+    let _ = write!(out, "\nFLEET {}\n", line.as_ref());
     let _ = out.flush();
 }
 
