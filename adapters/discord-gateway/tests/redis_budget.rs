@@ -67,7 +67,13 @@ async fn redis_budget_is_created_once_and_refreshes_only_lower_it() {
     assert!(!lower.created);
     assert_eq!(lower.state.remaining, 7);
     assert_eq!(lower.state.max_concurrency, 16);
-    assert_eq!(q.budget().await.unwrap(), Some(lower.state));
+    let read = q.budget().await.unwrap().expect("a budget");
+    assert_eq!(
+        (read.remaining, read.total, read.max_concurrency),
+        (7, 1000, 16)
+    );
+    // The expiry runs on (read a moment later, never later than before).
+    assert!(read.resets_in <= lower.state.resets_in);
 
     // An operator may replace it outright.
     let replaced = q.replace_budget(limit(30, 16)).await.unwrap();
@@ -116,7 +122,7 @@ async fn redis_identify_spends_one_unit_per_grant_and_stops_at_zero() {
         IdentifyDecision::Busy { bucket, retry_in } => {
             assert_eq!(bucket, 0);
             assert!(
-                retry_in <= SPACING && retry_in > SPACING / 2,
+                retry_in <= SPACING && retry_in > Duration::ZERO,
                 "{retry_in:?}"
             );
         }
@@ -269,13 +275,14 @@ async fn redis_acquire_without_a_budget_or_source_refuses() {
 async fn redis_a_failing_limit_source_is_reported_and_retried() {
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
+    // First a request that never answers, then an error, then the limit.
     let source = move || {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         async move {
-            if n == 0 {
-                Err::<SessionStartLimit, LimitSourceError>("HTTP 502".into())
-            } else {
-                Ok(limit(10, 1))
+            match n {
+                0 => std::future::pending().await,
+                1 => Err::<SessionStartLimit, LimitSourceError>("HTTP 502".into()),
+                _ => Ok(limit(10, 1)),
             }
         }
     };
@@ -286,7 +293,8 @@ async fn redis_a_failing_limit_source_is_reported_and_retried() {
             .with_spacing(SPACING)
             .with_reserve(0)
             .with_retry_after_error(Duration::from_millis(50))
-            .with_limit_source(source),
+            .with_limit_source(source)
+            .with_limit_source_timeout(Duration::from_millis(100)),
     );
     let waits = Arc::new(Mutex::new(Vec::new()));
     let seen = waits.clone();
@@ -295,11 +303,21 @@ async fn redis_a_failing_limit_source_is_reported_and_retried() {
         .await
         .unwrap();
     assert_eq!(grant.remaining, 9);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert!(waits
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let failures: Vec<IdentifyWait> = waits
         .lock()
         .unwrap()
-        .contains(&IdentifyWait::LimitSourceFailed("HTTP 502".into())));
+        .iter()
+        .filter(|w| matches!(w, IdentifyWait::LimitSourceFailed(_)))
+        .cloned()
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            IdentifyWait::LimitSourceFailed("no answer within 100ms".into()),
+            IdentifyWait::LimitSourceFailed("HTTP 502".into()),
+        ]
+    );
 }
 
 #[tokio::test]

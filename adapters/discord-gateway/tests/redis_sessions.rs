@@ -47,7 +47,7 @@ fn held_by(error: SessionStoreError) -> String {
 #[ignore = "needs a redis-server: set DISCORD_TEST_REDIS_URL"]
 async fn redis_session_store_claim_save_lease_expiry_and_hand_over() {
     let ns = namespace("sessions");
-    let ttl = Duration::from_millis(600);
+    let ttl = Duration::from_millis(1_000);
     let a = store(&ns, "proc-a", ttl);
     let b = store(&ns, "proc-b", ttl);
 

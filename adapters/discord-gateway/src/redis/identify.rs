@@ -37,6 +37,9 @@ pub struct IdentifyQueueConfig {
     /// Where the budget is read from when Redis has none (see [`LimitSource`]). Without
     /// one, [`RedisIdentifyQueue::acquire`] refuses with [`IdentifyRefused::NoBudget`].
     pub limit_source: Option<Arc<dyn LimitSource>>,
+    /// How long one read of the limit source may take (default 10 s); past it, it counts
+    /// as failed and is retried.
+    pub limit_source_timeout: Duration,
 }
 
 impl Default for IdentifyQueueConfig {
@@ -47,6 +50,7 @@ impl Default for IdentifyQueueConfig {
             reserve: None,
             holder: process_label(),
             limit_source: None,
+            limit_source_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -59,6 +63,7 @@ impl fmt::Debug for IdentifyQueueConfig {
             .field("reserve", &self.reserve)
             .field("holder", &self.holder)
             .field("limit_source", &self.limit_source.as_ref().map(|_| "set"))
+            .field("limit_source_timeout", &self.limit_source_timeout)
             .finish()
     }
 }
@@ -91,6 +96,12 @@ impl IdentifyQueueConfig {
     /// Sets [`IdentifyQueueConfig::limit_source`].
     pub fn with_limit_source(mut self, source: impl LimitSource) -> Self {
         self.limit_source = Some(Arc::new(source));
+        self
+    }
+
+    /// Sets [`IdentifyQueueConfig::limit_source_timeout`].
+    pub fn with_limit_source_timeout(mut self, timeout: Duration) -> Self {
+        self.limit_source_timeout = timeout;
         self
     }
 }
@@ -396,9 +407,10 @@ impl RedisIdentifyQueue {
             Ok(None) => {}
             Err(error) => return Err(IdentifyWait::RedisUnavailable(error)),
         }
-        let limit = source
-            .fetch()
+        let timeout = self.inner.config.limit_source_timeout;
+        let limit = tokio::time::timeout(timeout, source.fetch())
             .await
+            .map_err(|_| IdentifyWait::LimitSourceFailed(format!("no answer within {timeout:?}")))?
             .map_err(|e| IdentifyWait::LimitSourceFailed(e.to_string()))?;
         self.update_budget(limit)
             .await

@@ -1,26 +1,5 @@
 //! The connection to Redis: one multiplexed connection, dialled lazily, every call bounded by
 //! one deadline, and dropped after any failure so the next call dials afresh.
-//!
-//! # Why not the client's `ConnectionManager`
-//!
-//! redis-rs 1.x offers a `ConnectionManager` that reconnects by itself. It is not used here
-//! because a fleet coordinator needs three things from a failure that it does not give:
-//!
-//! - **a stalled server must be left.** The manager reconnects only after errors it deems
-//!   unrecoverable; a response timeout (a server stopped with SIGSTOP, a network path that
-//!   silently drops packets) is classed as "retry immediately" and keeps the same dead
-//!   connection. Here a timeout drops the connection and the next call dials again.
-//! - **one deadline per call**, covering dialling and the answer. The manager retries its
-//!   dial with exponential backoff inside a shared future, so a call can wait through
-//!   several dial attempts; here a call fails with [`RedisError::TimedOut`] when its
-//!   deadline passes, and the caller decides when to ask again (the identify queue waits
-//!   and retries, a shard's periodic save just tries again later).
-//! - **a precise reason.** Each failed call reports its own cause (refused, dropped, timed
-//!   out, a server error), which the fleet turns into an event.
-//!
-//! What is left to write is small: a `Mutex<Option<MultiplexedConnection>>` (dials are
-//! serialised, so a hundred shards asking at once make one dial, not a hundred), cloned out
-//! for each call (multiplexed: concurrent calls share one socket).
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,6 +20,27 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// connection, and the next call dials again, so a restarted Redis is picked up by the next
 /// call without any reconnect loop. The URL is kept inside the client and never printed
 /// (it may carry a password); errors and `Debug` name only `host:port`.
+///
+/// # Why not the client's `ConnectionManager`
+///
+/// redis-rs 1.x offers a `ConnectionManager` that reconnects by itself. It is not used here
+/// because a fleet coordinator needs three things from a failure that it does not give:
+///
+/// - **a stalled server must be left.** The manager reconnects only after errors it deems
+///   unrecoverable; a response timeout (a server stopped with SIGSTOP, a network path that
+///   silently drops packets) is classed as "retry immediately" and keeps the same dead
+///   connection. Here a timeout drops the connection and the next call dials again.
+/// - **one deadline per call**, covering dialling and the answer. The manager retries its
+///   dial with exponential backoff inside a shared future, so a call can wait through
+///   several dial attempts; here a call fails with [`RedisError::TimedOut`] when its
+///   deadline passes, and the caller decides when to ask again (the identify queue waits
+///   and retries, a shard's periodic save just tries again later).
+/// - **a precise reason.** Each failed call reports its own cause (refused, dropped, timed
+///   out, a server error), which the fleet turns into an event.
+///
+/// What is left to write is small: a `Mutex<Option<MultiplexedConnection>>` (dials are
+/// serialised, so a hundred shards asking at once make one dial, not a hundred), cloned out
+/// for each call (multiplexed: concurrent calls share one socket).
 #[derive(Clone)]
 pub struct RedisLink {
     inner: Arc<Inner>,

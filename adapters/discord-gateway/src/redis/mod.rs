@@ -115,6 +115,8 @@
 //!   keeps its connected shards running (nothing here stops them), while another process
 //!   may claim and resume their sessions; Discord then disconnects the older connection.
 //!   The first process must check [`ShardLease::is_valid`] (and renew) before it resumes.
+//! - **Fairness across processes**: within a process, shards of a bucket ask in the order
+//!   they called `acquire`; across processes, whoever asks first after a slot frees wins.
 //! - **Redis Cluster** is not supported (one server, or a proxy in front of one); the keys
 //!   are hash-tagged so they would share a slot.
 //!
@@ -122,9 +124,10 @@
 //!
 //! `redis` (redis-rs) is the maintained Redis client of the Rust ecosystem (1.x, async on
 //! tokio, `Script` with `EVALSHA` and an `EVAL` fallback for a restarted server that forgot
-//! its scripts). Its `ConnectionManager` is not used: see [`link`](self::RedisLink) for why
-//! a small reconnect of our own (drop the connection after any failure, dial on the next
-//! call, one deadline per call) fits a fail-closed coordinator better.
+//! its scripts). Its `ConnectionManager` is not used: [`RedisLink`] says why a small
+//! reconnect of our own (drop the connection after any failure, dial on the next call, one
+//! deadline per call) fits a fail-closed coordinator better. The `redis` feature needs
+//! Rust 1.88, redis-rs 1.x's own minimum.
 //!
 //! Requires Redis 5 or later (scripts replicated by effects, multi-field `HSET`); tested
 //! against Redis 7.
