@@ -13,6 +13,43 @@
 //!     save / renew / hand_over / release            as the lease holder
 //! ```
 //!
+//! ```no_run
+//! # async fn fleet() -> Result<(), Box<dyn std::error::Error>> {
+//! use discord_gateway::redis::*;
+//! use discord_gateway_proto::{SessionStartLimit, ShardId, Timestamp};
+//!
+//! # async fn get_gateway_bot() -> Result<SessionStartLimit, LimitSourceError> {
+//! #     Ok(SessionStartLimit { total: 1000, remaining: 1000, reset_after: 0, max_concurrency: 1 })
+//! # }
+//! let link = RedisLink::open("redis://127.0.0.1:6379/")?;
+//! let ns = Namespace::for_application(1234);
+//! let queue = RedisIdentifyQueue::new(
+//!     link.clone(),
+//!     ns.clone(),
+//!     // Where the budget comes from when Redis has none: your `GET /gateway/bot`.
+//!     IdentifyQueueConfig::default().with_limit_source(get_gateway_bot),
+//! );
+//! let store = RedisSessionStore::new(link, ns, SessionStoreConfig::default());
+//!
+//! let shard = ShardId::new(3, 16);
+//! let claim = store.claim(shard).await?; // Err(Held) while another process runs it
+//! let mut lease = claim.lease;
+//! match claim.session {
+//!     // Resume: no identify, no session start spent.
+//!     Some(saved) => { let _session = saved.rebased(Timestamp::from_secs(0)); }
+//!     // Identify: wait for the bucket, spend one unit of the fleet's budget.
+//!     None => match queue.acquire(shard, |why| eprintln!("shard 3 waits: {why:?}")).await {
+//!         Ok(_grant) => { /* machine.grant_identify(now) */ }
+//!         Err(refused) => eprintln!("shard 3 must not identify: {refused}"),
+//!     },
+//! }
+//! // Every `store.config().renew_every()`: store.save(&mut lease, &session, now).
+//! // Graceful stop: store.hand_over(lease, &session, now).
+//! # let _ = &mut lease;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Identify: spacing and budget in one script
 //!
 //! Discord allows each bucket (`shard_id % max_concurrency`) one identify per 5 s, and a

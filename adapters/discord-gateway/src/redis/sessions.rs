@@ -52,6 +52,12 @@ impl SessionStoreConfig {
         self
     }
 
+    /// How often a holder should renew (or save, which renews): a third of the lease, so
+    /// two renewals in a row can fail before it runs out.
+    pub fn renew_every(&self) -> Duration {
+        self.lease_ttl / 3
+    }
+
     /// Sets [`SessionStoreConfig::owner`].
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
