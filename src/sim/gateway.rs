@@ -1168,20 +1168,12 @@ impl FakeGateway {
     /// The `d` of a GUILD_MEMBERS_CHUNK answering Request Guild Members `d`, if it asks
     /// (validly) about one of the configured guilds.
     fn members_chunk(&self, d: &Value) -> Option<String> {
-        let guild_id = snowflake(d.get("guild_id")?)?;
-        let guild = self.config.guilds.iter().find(|g| g.id == guild_id)?;
-        let user_ids = match d.get("user_ids") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(ids)) => Some(ids.iter().filter_map(snowflake).collect()),
-            Some(one) => Some(alloc::vec![snowflake(one)?]),
-        };
-        let request = MemberRequest {
-            query: d.get("query").and_then(Value::as_str),
-            limit: d.get("limit").and_then(Value::as_u64).unwrap_or(0),
-            user_ids,
-            presences: d.get("presences").and_then(Value::as_bool) == Some(true),
-            nonce: d.get("nonce").and_then(Value::as_str),
-        };
+        let request = MemberRequest::read(d)?;
+        let guild = self
+            .config
+            .guilds
+            .iter()
+            .find(|g| g.id == request.guild_id)?;
         // The bot joined each guild at virtual time zero.
         let joined = self.config.epoch_unix_ms;
         Some(payloads::guild_members_chunk(
@@ -1423,14 +1415,6 @@ fn dispatch_text(name: &str, sequence: u64, data: &str) -> String {
         r#"{{"t":{},"s":{sequence},"op":0,"d":{data}}}"#,
         Value::from(name)
     )
-}
-
-/// A snowflake as JSON carries it: a string of digits (or, leniently, a number).
-fn snowflake(value: &Value) -> Option<u64> {
-    match value {
-        Value::String(s) => s.parse().ok(),
-        other => other.as_u64(),
-    }
 }
 
 /// The message with `d.token` (if any) replaced by `<redacted>`.

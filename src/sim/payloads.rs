@@ -479,11 +479,40 @@ pub fn message_create(message: &SimMessage, id: u64) -> String {
 
 /// What a Request Guild Members (op 8) asked for.
 pub(crate) struct MemberRequest<'a> {
+    pub(crate) guild_id: u64,
     pub(crate) query: Option<&'a str>,
     pub(crate) limit: u64,
     pub(crate) user_ids: Option<Vec<u64>>,
     pub(crate) presences: bool,
     pub(crate) nonce: Option<&'a str>,
+}
+
+impl<'a> MemberRequest<'a> {
+    /// Reads op 8's `d`; `None` without a readable `guild_id` (or with an unreadable user
+    /// id).
+    pub(crate) fn read(d: &'a Value) -> Option<Self> {
+        let user_ids = match d.get("user_ids") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(ids)) => Some(ids.iter().filter_map(snowflake).collect()),
+            Some(one) => Some(alloc::vec![snowflake(one)?]),
+        };
+        Some(MemberRequest {
+            guild_id: snowflake(d.get("guild_id")?)?,
+            query: d.get("query").and_then(Value::as_str),
+            limit: d.get("limit").and_then(Value::as_u64).unwrap_or(0),
+            user_ids,
+            presences: d.get("presences").and_then(Value::as_bool) == Some(true),
+            nonce: d.get("nonce").and_then(Value::as_str),
+        })
+    }
+}
+
+/// A snowflake as JSON carries it: a string of digits (or, leniently, a number).
+fn snowflake(value: &Value) -> Option<u64> {
+    match value {
+        Value::String(s) => s.parse().ok(),
+        other => other.as_u64(),
+    }
 }
 
 /// The `d` of the one GUILD_MEMBERS_CHUNK answering `request` for `guild` (members: the bot,
