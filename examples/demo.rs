@@ -158,7 +158,8 @@ async fn story() -> Result<(), String> {
 
     let mut config = GatewayConfig::new(
         Token::new("demo-token"),
-        Intents::GUILDS | Intents::GUILD_MESSAGES,
+        // MESSAGE_CONTENT: without it the fake, like Discord, blanks guild messages' text.
+        Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT,
     )
     .with_gateway_url(main_url)
     // Reconnect 300 ms after a healthy connection ends (immediate by default), so the

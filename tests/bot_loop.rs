@@ -12,7 +12,7 @@ use discord_gateway_proto::sim::{
     FakeGateway, FakeGatewayConfig, ScriptAction, SimDriver, SimEvent, SimGuild, SimMessage,
     SimUser, TraceKind, Trigger,
 };
-use discord_gateway_proto::{Command, Event, OpCode, Snowflake, Timestamp};
+use discord_gateway_proto::{Command, Event, GatewayConfig, Intents, OpCode, Snowflake, Timestamp};
 
 const GUILD: u64 = 81_384_788_765_712_384;
 
@@ -43,6 +43,14 @@ fn gateway_with_messages(
         );
     }
     gateway
+}
+
+/// The standard config, with the MESSAGE_CONTENT intent (without it the fake, like Discord,
+/// blanks guild messages' text).
+fn config() -> GatewayConfig {
+    let mut config = common::config();
+    config.intents = Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT;
+    config
 }
 
 fn is_dispatch(event: &SimEvent, name: &str) -> bool {

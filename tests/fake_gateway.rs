@@ -454,8 +454,91 @@ fn member_requests_for_known_guilds_are_answered_after_the_delay() {
     assert_eq!(rest.len(), 1, "only the known guild is answered: {rest:?}");
     assert_eq!(rest[0].1["members"][0]["user"]["id"], "3");
     assert_eq!(rest[0].1["not_found"], serde_json::json!(["4"]));
-    assert_eq!(rest[0].1["presences"][0]["status"], "online");
+    // Presences were asked for, but the session lacks the GUILD_PRESENCES intent.
+    assert!(rest[0].1.get("presences").is_none());
     assert!(gw.violations().is_empty(), "{:?}", gw.violations());
+}
+
+#[test]
+fn member_chunks_hold_1000_members_and_presences_need_the_intent() {
+    let mut guild = SimGuild::new(10, "big");
+    for id in 1..=2_500 {
+        guild = guild.with_member(SimUser::person(id, format!("user{id}")));
+    }
+    let mut gw = FakeGateway::new(FakeGatewayConfig {
+        guilds: vec![guild],
+        guild_create_delay: None,
+        ..gateway_config()
+    });
+    let c = gw.handle_connect(at_ms(0), MAIN_URL);
+    outputs(&mut gw, at_ms(0));
+    // Intents GUILDS | GUILD_MEMBERS | GUILD_PRESENCES.
+    gw.handle_text(
+        at_ms(10),
+        c,
+        &IDENTIFY.replace(r#""intents":1"#, r#""intents":259"#),
+    );
+    outputs(&mut gw, at_ms(200));
+    gw.handle_text(
+        at_ms(300),
+        c,
+        r#"{"op":8,"d":{"guild_id":"10","query":"","limit":0,"presences":true,"nonce":"all"}}"#,
+    );
+    let chunks = dispatches(&outputs(&mut gw, at_ms(350)));
+    let sizes: Vec<usize> = chunks
+        .iter()
+        .map(|(_, d)| d["members"].as_array().unwrap().len())
+        .collect();
+    // The bot and its 2,500 fellow members.
+    assert_eq!(sizes, [1000, 1000, 501]);
+    for (i, (name, d)) in chunks.iter().enumerate() {
+        assert_eq!(name, "GUILD_MEMBERS_CHUNK");
+        assert_eq!(d["chunk_index"], i);
+        assert_eq!(d["chunk_count"], 3);
+        assert_eq!(d["nonce"], "all");
+        assert_eq!(d["presences"].as_array().unwrap().len(), sizes[i]);
+    }
+    // A prefix returns at most 100.
+    gw.handle_text(
+        at_ms(400),
+        c,
+        r#"{"op":8,"d":{"guild_id":"10","query":"user1","limit":0}}"#,
+    );
+    let chunk = dispatches(&outputs(&mut gw, at_ms(450)));
+    assert_eq!(chunk[0].1["members"].as_array().unwrap().len(), 100);
+}
+
+#[test]
+fn guild_message_content_needs_the_message_content_intent() {
+    let guild = SimGuild::new(10, "ten");
+    let bot = SimUser::default();
+    let author = SimUser::person(5, "eve");
+    let mut gw = FakeGateway::new(FakeGatewayConfig {
+        guild_create_delay: None,
+        ..gateway_config()
+    });
+    for content in ["plain".to_string(), format!("hey <@{}>", bot.id)] {
+        gw.after(
+            Trigger::ReadySent(1),
+            ms(100),
+            ScriptAction::Message(SimMessage::in_guild(&guild, author.clone(), content)),
+        );
+    }
+    gw.after(
+        Trigger::ReadySent(1),
+        ms(100),
+        ScriptAction::Message(SimMessage::direct(6, author, "direct")),
+    );
+    let c = gw.handle_connect(at_ms(0), MAIN_URL);
+    outputs(&mut gw, at_ms(0));
+    // Intents GUILDS only.
+    gw.handle_text(at_ms(10), c, IDENTIFY);
+    let contents: Vec<String> = dispatches(&outputs_until(&mut gw, at_ms(1_000)))
+        .into_iter()
+        .filter(|(name, _)| name == "MESSAGE_CREATE")
+        .map(|(_, d)| d["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(contents, ["", "hey <@1000>", "direct"]);
 }
 
 #[test]
@@ -479,7 +562,12 @@ fn scripted_messages_get_snowflakes_and_timestamps_of_the_virtual_time() {
     );
     let c = gw.handle_connect(at_ms(0), MAIN_URL);
     outputs(&mut gw, at_ms(0));
-    gw.handle_text(at_ms(10), c, IDENTIFY);
+    // Intents GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT.
+    gw.handle_text(
+        at_ms(10),
+        c,
+        &IDENTIFY.replace(r#""intents":1"#, r#""intents":33281"#),
+    );
     let out = dispatches(&outputs_until(&mut gw, at_ms(5_000)));
     let messages: Vec<&serde_json::Value> = out
         .iter()

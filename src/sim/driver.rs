@@ -120,7 +120,9 @@ enum Owned {
 ///     Duration::from_secs(2),
 ///     ScriptAction::Message(SimMessage::in_guild(&guild, user, "!members")),
 /// );
-/// let config = GatewayConfig::new(Token::new("secret"), Intents::GUILDS)
+/// // MESSAGE_CONTENT: without it the fake, like Discord, blanks the message's text.
+/// let intents = Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT;
+/// let config = GatewayConfig::new(Token::new("secret"), intents)
 ///     .with_gateway_url("wss://gateway.sim");
 /// let mut sim = SimDriver::new(config, 7, gateway).unwrap();
 /// sim.run_for_with(Duration::from_secs(10), on_event);

@@ -110,7 +110,9 @@ pub struct FakeGatewayConfig {
     /// the same connection. `None`: no GUILD_CREATE is sent (the test scripts its own).
     pub guild_create_delay: Option<Duration>,
     /// How long after a Request Guild Members (op 8) for one of [`guilds`](Self::guilds)
-    /// its GUILD_MEMBERS_CHUNK is sent. `None`: never answered.
+    /// its GUILD_MEMBERS_CHUNKs are sent (1,000 members a chunk; presences only with the
+    /// GUILD_PRESENCES intent; see [`payloads`](super::payloads)). `None`: never answered.
+    /// Other guilds' requests get no answer.
     pub member_chunk_delay: Option<Duration>,
     /// The wall-clock time of virtual time zero, in milliseconds since the Unix epoch:
     /// message ids (snowflakes), `timestamp` and `joined_at` derive from it and the virtual
@@ -197,6 +199,8 @@ pub enum ScriptAction {
     },
     /// A MESSAGE_CREATE dispatch for this message, with a snowflake id and a `timestamp`
     /// from the virtual time it is sent at (otherwise like [`Dispatch`](Self::Dispatch)).
+    /// As on Discord, a session identified without the MESSAGE_CONTENT intent gets an empty
+    /// `content` for guild messages that are not the bot's own and do not mention it.
     Message(SimMessage),
     /// Op 1: ask the client to beat now.
     RequestHeartbeat,
@@ -401,6 +405,8 @@ pub struct ServerSession {
     pub valid: bool,
     /// The `shard` the client identified with, if it sent one.
     pub shard: Option<ShardId>,
+    /// The `intents` the client identified with.
+    pub intents: u64,
 }
 
 /// Something the client did that Discord would not accept.
@@ -785,10 +791,9 @@ impl FakeGateway {
                     self.enforce(connection, 4003, "not authenticated");
                     return;
                 }
-                if op == 8 {
-                    let answer = self.config.member_chunk_delay.zip(self.members_chunk(&d));
-                    if let Some((delay, data)) = answer {
-                        let at = self.now.saturating_add(delay);
+                if let (8, Some(delay)) = (op, self.config.member_chunk_delay) {
+                    let at = self.now.saturating_add(delay);
+                    for data in self.members_chunks(index, &d) {
                         self.schedule(at, Job::MembersChunk(connection, data));
                     }
                 }
@@ -1165,23 +1170,23 @@ impl FakeGateway {
             .saturating_add(u64::try_from(since_zero).unwrap_or(u64::MAX))
     }
 
-    /// The `d` of a GUILD_MEMBERS_CHUNK answering Request Guild Members `d`, if it asks
-    /// (validly) about one of the configured guilds.
-    fn members_chunk(&self, d: &Value) -> Option<String> {
-        let request = MemberRequest::read(d)?;
-        let guild = self
-            .config
-            .guilds
-            .iter()
-            .find(|g| g.id == request.guild_id)?;
+    /// The `d`s of the GUILD_MEMBERS_CHUNKs answering Request Guild Members `d` on
+    /// connection `index`; none unless it asks (validly) about one of the configured guilds.
+    fn members_chunks(&self, index: usize, d: &Value) -> Vec<String> {
+        let Some(mut request) = MemberRequest::read(d) else {
+            return Vec::new();
+        };
+        let Some(guild) = self.config.guilds.iter().find(|g| g.id == request.guild_id) else {
+            return Vec::new();
+        };
+        // Presences need the GUILD_PRESENCES intent (1 << 8); without it Discord sends none.
+        let intents = self
+            .session_of(index)
+            .map_or(0, |s| self.sessions[s].intents);
+        request.presences &= intents & (1 << 8) != 0;
         // The bot joined each guild at virtual time zero.
         let joined = self.config.epoch_unix_ms;
-        Some(payloads::guild_members_chunk(
-            guild,
-            &self.config.user,
-            joined,
-            &request,
-        ))
+        payloads::guild_members_chunks(guild, &self.config.user, joined, &request)
     }
 
     fn replay(&mut self, id: ConnectionId, session: usize, from: u64) {
@@ -1206,26 +1211,42 @@ impl FakeGateway {
         }
     }
 
+    /// Where a scripted dispatch goes: the live connection (if any) and its session, else
+    /// no connection and the latest valid session (the dispatch is missed, then replayed).
+    fn script_target(&self, current: Option<usize>) -> (Option<usize>, Option<usize>) {
+        let live = current.filter(|&i| self.connections[i].live);
+        let session = match live {
+            Some(i) => self.session_of(i),
+            None => self.latest_session.filter(|&s| self.sessions[s].valid),
+        };
+        (live, session)
+    }
+
     fn run_script(&mut self, action: ScriptAction) {
         let current = self.current_index();
         let id = current.map(|i| self.connections[i].id);
         match action {
             ScriptAction::Dispatch { name, data } => {
-                let live = current.filter(|&i| self.connections[i].live);
-                let session = match live {
-                    Some(i) => self.session_of(i),
-                    None => self.latest_session.filter(|&s| self.sessions[s].valid),
-                };
+                let (live, session) = self.script_target(current);
                 if let Some(session) = session {
                     self.dispatch(session, live, &name, &data);
                 }
             }
             ScriptAction::Message(message) => {
+                let (live, session) = self.script_target(current);
+                let Some(session) = session else { return };
                 let increment = (self.messages & 0xfff) as u16;
                 self.messages = self.messages.wrapping_add(1);
                 let id = payloads::snowflake_at(self.unix_ms(), increment);
-                let data = payloads::message_create(&message, id);
-                self.run_script(ScriptAction::dispatch("MESSAGE_CREATE", data));
+                // Without the MESSAGE_CONTENT intent (1 << 15) Discord blanks the content of
+                // guild messages that are not the bot's own and do not mention it.
+                let bot = self.config.user.id;
+                let with_content = self.sessions[session].intents & (1 << 15) != 0
+                    || message.guild_id.is_none()
+                    || message.author.id == bot
+                    || message.content.contains(&format!("<@{bot}>"));
+                let data = payloads::message_create(&message, id, with_content);
+                self.dispatch(session, live, "MESSAGE_CREATE", &data);
             }
             ScriptAction::ForgetSessions => {
                 for s in &mut self.sessions {
@@ -1356,6 +1377,7 @@ impl FakeGateway {
             log: Vec::new(),
             valid: true,
             shard,
+            intents: d["intents"].as_u64().unwrap_or(0),
         });
         let session = self.sessions.len() - 1;
         let c = &mut self.connections[index];

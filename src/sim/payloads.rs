@@ -442,13 +442,20 @@ pub fn guild_create(guild: &SimGuild, bot: &SimUser, joined_unix_ms: u64) -> Str
 }
 
 /// The `d` of a MESSAGE_CREATE for `message`, with this `id` (whose snowflake time is the
-/// message's `timestamp`). In a guild it carries the author's partial `member`.
-pub fn message_create(message: &SimMessage, id: u64) -> String {
+/// message's `timestamp`). In a guild it carries the author's partial `member`. Without
+/// `with_content`, `content` is empty, as Discord sends it to an app that lacks the
+/// MESSAGE_CONTENT intent.
+pub fn message_create(message: &SimMessage, id: u64, with_content: bool) -> String {
+    let content = if with_content {
+        &message.content[..]
+    } else {
+        ""
+    };
     let unix_ms = (id >> 22) + DISCORD_EPOCH_UNIX_MS;
     let timestamp = iso8601(unix_ms);
     let object = Object::new()
         .num("type", 0)
-        .str("content", &message.content)
+        .str("content", content)
         .id("channel_id", message.channel_id)
         .id("id", id)
         .raw("author", &user(&message.author));
@@ -479,6 +486,8 @@ pub fn message_create(message: &SimMessage, id: u64) -> String {
 
 /// What a Request Guild Members (op 8) asked for.
 pub(crate) struct MemberRequest<'a> {
+    /// (`presences` is what the client asked; the fake clears it without the
+    /// GUILD_PRESENCES intent.)
     pub(crate) guild_id: u64,
     pub(crate) query: Option<&'a str>,
     pub(crate) limit: u64,
@@ -515,61 +524,91 @@ fn snowflake(value: &Value) -> Option<u64> {
     }
 }
 
-/// The `d` of the one GUILD_MEMBERS_CHUNK answering `request` for `guild` (members: the bot,
-/// then [`SimGuild::members`]): those whose username starts with `query` (up to `limit`,
-/// 0 = all), or those in `user_ids` (the rest in `not_found`); online presences if asked.
-pub(crate) fn guild_members_chunk(
+/// Members per GUILD_MEMBERS_CHUNK, as Discord sends them.
+pub const MEMBERS_PER_CHUNK: usize = 1000;
+
+/// The most members a `query` with a prefix or a `user_ids` list returns.
+pub const MAX_MEMBERS_PER_FILTER: usize = 100;
+
+/// The `d` of each GUILD_MEMBERS_CHUNK answering `request` for `guild` (members: the bot,
+/// then [`SimGuild::members`]), [`MEMBERS_PER_CHUNK`] members a chunk, at least one chunk.
+/// Those whose username starts with `query` (case-insensitively; up to `limit`, 0 = all,
+/// and never more than [`MAX_MEMBERS_PER_FILTER`] for a non-empty prefix), or those in
+/// `user_ids` (the first [`MAX_MEMBERS_PER_FILTER`]; the ids of no member in `not_found`).
+/// Online presences if asked; the nonce echoed if it is at most 32 bytes, as Discord does.
+pub(crate) fn guild_members_chunks(
     guild: &SimGuild,
     bot: &SimUser,
     joined_unix_ms: u64,
     request: &MemberRequest<'_>,
-) -> String {
+) -> Vec<String> {
     let everyone = core::iter::once(bot).chain(guild.members.iter());
-    let mut found: Vec<&SimUser> = match (&request.user_ids, request.query) {
-        (Some(ids), _) => everyone.filter(|u| ids.contains(&u.id)).collect(),
-        (None, query) => {
-            let query = query.unwrap_or_default().to_lowercase();
-            everyone
+    let (found, not_found): (Vec<&SimUser>, Vec<String>) = match &request.user_ids {
+        Some(ids) => {
+            let ids = &ids[..ids.len().min(MAX_MEMBERS_PER_FILTER)];
+            let found: Vec<&SimUser> = everyone.filter(|u| ids.contains(&u.id)).collect();
+            let not_found = ids
+                .iter()
+                .filter(|id| !found.iter().any(|u| u.id == **id))
+                .map(|id| format!("\"{id}\""))
+                .collect();
+            (found, not_found)
+        }
+        None => {
+            let query = request.query.unwrap_or_default().to_lowercase();
+            let cap = match (query.is_empty(), request.limit as usize) {
+                (true, 0) => usize::MAX,
+                (true, limit) => limit,
+                (false, 0) => MAX_MEMBERS_PER_FILTER,
+                (false, limit) => limit.min(MAX_MEMBERS_PER_FILTER),
+            };
+            let found = everyone
                 .filter(|u| u.username.to_lowercase().starts_with(&query))
-                .collect()
+                .take(cap)
+                .collect();
+            (found, Vec::new())
         }
     };
-    if request.user_ids.is_none() && request.limit > 0 {
-        found.truncate(request.limit as usize);
-    }
-    let not_found: Vec<String> = match &request.user_ids {
-        Some(ids) => ids
-            .iter()
-            .filter(|id| !found.iter().any(|u| u.id == **id))
-            .map(|id| format!("\"{id}\""))
-            .collect(),
-        None => Vec::new(),
-    };
+    let nonce = request.nonce.filter(|n| n.len() <= 32);
     let joined_at = iso8601(joined_unix_ms);
-    let members = array(found.iter().map(|u| member(u, &joined_at, true)));
-    let object = Object::new()
-        .id("guild_id", guild.id)
-        .raw("members", &members)
-        .num("chunk_index", 0)
-        .num("chunk_count", 1)
-        .raw("not_found", &array(not_found));
-    let object = if request.presences {
-        let presences = array(found.iter().map(|u| {
-            Object::new()
-                .raw("user", &Object::new().id("id", u.id).finish())
-                .str("status", "online")
-                .raw("activities", "[]")
-                .raw("client_status", r#"{"desktop":"online"}"#)
-                .finish()
-        }));
-        object.raw("presences", &presences)
+    let chunks: Vec<&[&SimUser]> = if found.is_empty() {
+        alloc::vec![&[][..]]
     } else {
-        object
+        found.chunks(MEMBERS_PER_CHUNK).collect()
     };
-    match request.nonce {
-        Some(nonce) => object.str("nonce", nonce).finish(),
-        None => object.finish(),
-    }
+    let count = chunks.len() as u64;
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(index, members)| {
+            let object = Object::new()
+                .id("guild_id", guild.id)
+                .raw(
+                    "members",
+                    &array(members.iter().map(|u| member(u, &joined_at, true))),
+                )
+                .num("chunk_index", index as u64)
+                .num("chunk_count", count)
+                .raw("not_found", &array(not_found.iter().cloned()));
+            let object = if request.presences {
+                let presences = array(members.iter().map(|u| {
+                    Object::new()
+                        .raw("user", &Object::new().id("id", u.id).finish())
+                        .str("status", "online")
+                        .raw("activities", "[]")
+                        .raw("client_status", r#"{"desktop":"online"}"#)
+                        .finish()
+                }));
+                object.raw("presences", &presences)
+            } else {
+                object
+            };
+            match nonce {
+                Some(nonce) => object.str("nonce", nonce).finish(),
+                None => object.finish(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -614,7 +653,7 @@ mod tests {
         assert_eq!(guild_create["member_count"], 2);
         let message = SimMessage::in_guild(&guild, SimUser::person(2, "owner"), "hi");
         let id = snowflake_at(1_735_689_600_000, 0);
-        let message: Value = serde_json::from_str(&message_create(&message, id)).unwrap();
+        let message: Value = serde_json::from_str(&message_create(&message, id, true)).unwrap();
         assert_eq!(message["timestamp"], "2025-01-01T00:00:00.000000+00:00");
         assert_eq!(message["guild_id"], "81384788765712384");
         assert!(message["member"].get("user").is_none());

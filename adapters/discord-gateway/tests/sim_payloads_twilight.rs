@@ -85,7 +85,12 @@ fn scenario() -> SimDriver {
             Duration::from_secs(5),
             ScriptAction::Reconnect,
         );
-    let config = GatewayConfig::new(Token::new("SIM.TOKEN"), Intents::GUILDS)
+    let intents = Intents::GUILDS
+        | Intents::GUILD_MEMBERS
+        | Intents::GUILD_PRESENCES
+        | Intents::GUILD_MESSAGES
+        | Intents::MESSAGE_CONTENT;
+    let config = GatewayConfig::new(Token::new("SIM.TOKEN"), intents)
         .with_gateway_url("wss://gateway.sim")
         .with_shard(ShardId::new(2, 4));
     let mut sim = SimDriver::new(config, 11, gateway).unwrap();
