@@ -6,7 +6,10 @@
 //! - [`payloads`]: the `d` of its dispatches, shaped like Discord's, with the bot
 //!   ([`SimUser`]), its guilds ([`SimGuild`]) and messages ([`SimMessage`]) as data.
 //! - [`SimDriver`]: one [`GatewayMachine`](crate::GatewayMachine) and one `FakeGateway` in
-//!   virtual time, checking the driver contract and recording a [`Trace`].
+//!   virtual time, checking the driver contract and recording a [`Trace`];
+//!   [`next_event`](SimDriver::next_event) and [`run_for_with`](SimDriver::run_for_with)
+//!   hand the bot each event at its virtual time, to test its reactions (see
+//!   [`SimDriver`]'s "Testing a bot's reactions").
 //!
 //! ```
 //! use core::time::Duration;
