@@ -71,6 +71,7 @@
 //! | `native-roots` | trust the system's certificate store |
 //! | `zlib-stream`, `zstd-stream` | transport compression |
 //! | `testing` | [`testing::FakeGatewayServer`] |
+//! | `redis` | [`redis`]: a fleet coordinator on Redis (identify spacing, the daily budget, a session store) |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Without a runtime feature only the shared types are of use; the core waits for a loop.
@@ -90,6 +91,8 @@ mod text;
 mod tls;
 mod websocket;
 
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "tokio")]

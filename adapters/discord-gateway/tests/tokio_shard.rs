@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use discord_gateway::proto::close_code::CloseCode;
 use discord_gateway::proto::sim::{
-    Closer, ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, Trigger, ViolationKind,
+    Closer, ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, SimGuild, Trigger,
+    ViolationKind,
 };
 use discord_gateway::testing::FakeGatewayServer;
 use discord_gateway::tokio::Shard;
@@ -25,7 +26,9 @@ fn fast_gateway() -> FakeGateway {
         ready_delay: Duration::from_millis(20),
         resume_delay: Duration::from_millis(20),
         invalid_session_delay: Duration::from_millis(20),
-        ready_guilds: 1,
+        // READY lists guild 1; the scenarios script their dispatches themselves.
+        guilds: vec![SimGuild::new(1, "sim guild")],
+        guild_create_delay: None,
         ..FakeGatewayConfig::default()
     })
 }
