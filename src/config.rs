@@ -89,20 +89,26 @@ impl Default for IdentifyProperties {
 }
 
 /// Compression of the data Discord sends.
+///
+/// Every variant exists whatever the crate features, so a `match` on it compiles the same in
+/// every build; a compression whose feature is off in this build (see
+/// [`feature`](Self::feature)) is refused by [`GatewayConfig::validate`] with
+/// [`ConfigError::CompressionUnavailable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Compression {
     /// Plain JSON text messages.
     #[default]
     None,
-    /// `compress=zlib-stream`: one zlib context for the whole connection.
-    #[cfg(feature = "zlib-stream")]
+    /// `compress=zlib-stream`: one zlib context for the whole connection (feature
+    /// `zlib-stream`).
     ZlibStream,
-    /// `compress=zstd-stream`: one zstd context for the whole connection.
-    #[cfg(feature = "zstd-stream")]
+    /// `compress=zstd-stream`: one zstd context for the whole connection (feature
+    /// `zstd-stream`).
     ZstdStream,
-    /// Identify `compress: true`: some messages arrive as single zlib payloads.
-    #[cfg(feature = "zlib-stream")]
+    /// Identify `compress: true`: some messages arrive as single zlib payloads (feature
+    /// `zlib-stream`).
     Payload,
 }
 
@@ -110,28 +116,51 @@ impl Compression {
     /// The value of the URL's `compress` query parameter, if any.
     pub const fn query_value(self) -> Option<&'static str> {
         match self {
-            Compression::None => None,
-            #[cfg(feature = "zlib-stream")]
+            Compression::None | Compression::Payload => None,
             Compression::ZlibStream => Some("zlib-stream"),
-            #[cfg(feature = "zstd-stream")]
             Compression::ZstdStream => Some("zstd-stream"),
-            #[cfg(feature = "zlib-stream")]
-            Compression::Payload => None,
         }
     }
 
     /// Whether Identify asks for payload compression (`compress: true`).
     pub const fn identify_compress(self) -> bool {
-        #[cfg(feature = "zlib-stream")]
-        if let Compression::Payload = self {
-            return true;
+        matches!(self, Compression::Payload)
+    }
+
+    /// The crate feature this compression needs, if any.
+    pub const fn feature(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::ZlibStream | Compression::Payload => Some("zlib-stream"),
+            Compression::ZstdStream => Some("zstd-stream"),
         }
-        false
+    }
+
+    /// `Ok` if this build can decompress it, else the [`ConfigError`] that says which feature
+    /// is missing.
+    pub(crate) fn check_available(self) -> Result<(), ConfigError> {
+        match self.feature() {
+            Some(feature) if !self.is_available() => Err(ConfigError::CompressionUnavailable {
+                compression: self,
+                feature,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this build can decompress it (its [`feature`](Self::feature) is on).
+    pub const fn is_available(self) -> bool {
+        match self {
+            Compression::None => true,
+            Compression::ZlibStream | Compression::Payload => cfg!(feature = "zlib-stream"),
+            Compression::ZstdStream => cfg!(feature = "zstd-stream"),
+        }
     }
 }
 
 /// What counts as proof that a connection is alive between two heartbeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Liveness {
     /// Only a Heartbeat ACK (Discord's documented rule).
     #[default]
@@ -290,6 +319,7 @@ pub struct GatewayConfig {
 
 /// Why a configuration was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `shard.id >= shard.count` or `shard.count == 0`.
     #[error("invalid shard {0}: the id must be below a non-zero count")]
@@ -309,6 +339,14 @@ pub enum ConfigError {
     /// The token is empty.
     #[error("the token is empty")]
     EmptyToken,
+    /// The compression needs a crate feature that is off in this build.
+    #[error("{compression:?} compression needs the crate feature `{feature}`, which is off")]
+    CompressionUnavailable {
+        /// The compression asked for.
+        compression: Compression,
+        /// The feature it needs ([`Compression::feature`]).
+        feature: &'static str,
+    },
 }
 
 impl GatewayConfig {
@@ -416,6 +454,7 @@ impl GatewayConfig {
                 return Err(ConfigError::LargeThreshold(t));
             }
         }
+        self.compression.check_available()?;
         gateway_url(&self.gateway_url, self.compression)?;
         if self.heartbeat.missed_acks_before_zombie == 0 {
             return Err(ConfigError::MissedAcks);
@@ -470,5 +509,57 @@ mod tests {
             GatewayConfig::new(Token::new(""), Intents::GUILDS).validate(),
             Err(ConfigError::EmptyToken)
         );
+    }
+
+    /// Every compression exists in every build; one whose feature is off is refused by
+    /// `validate` (and so by `GatewayMachine::new`), naming the feature.
+    #[test]
+    fn compression_whose_feature_is_off_is_a_config_error() {
+        let base = GatewayConfig::new(Token::new("t"), Intents::GUILDS);
+        let all = [
+            (Compression::None, true, None),
+            (
+                Compression::ZlibStream,
+                cfg!(feature = "zlib-stream"),
+                Some("zlib-stream"),
+            ),
+            (
+                Compression::Payload,
+                cfg!(feature = "zlib-stream"),
+                Some("zlib-stream"),
+            ),
+            (
+                Compression::ZstdStream,
+                cfg!(feature = "zstd-stream"),
+                Some("zstd-stream"),
+            ),
+        ];
+        for (compression, on, feature) in all {
+            assert_eq!(compression.is_available(), on, "{compression:?}");
+            assert_eq!(compression.feature(), feature, "{compression:?}");
+            let result = base.clone().with_compression(compression).validate();
+            match feature {
+                Some(feature) if !on => assert_eq!(
+                    result,
+                    Err(ConfigError::CompressionUnavailable {
+                        compression,
+                        feature
+                    })
+                ),
+                _ => assert_eq!(result, Ok(()), "{compression:?}"),
+            }
+            assert_eq!(
+                crate::inflate::Decompressor::new(compression, &base.limits).is_ok(),
+                on,
+                "{compression:?}"
+            );
+            let machine = crate::GatewayMachine::with_options(
+                base.clone().with_compression(compression),
+                crate::StartOptions::default(),
+                7,
+                crate::Timestamp::ZERO,
+            );
+            assert_eq!(machine.is_ok(), on, "{compression:?}");
+        }
     }
 }

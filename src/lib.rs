@@ -28,6 +28,7 @@
 //!             Output::Close(close) => { /* send `close` if possible, drop the socket now */ }
 //!             Output::Event(event) => println!("{event:?}"),
 //!             Output::Wait(deadline) => break deadline,
+//!             _ => {} // `Output` is non-exhaustive
 //!         }
 //!     };
 //!     // Sleep until `deadline` or the next socket event, then feed exactly one input:
@@ -87,8 +88,16 @@
 //!
 //! - `std` (default): [`time::InstantOrigin`] and `std::error::Error` impls. Without it the
 //!   crate is `no_std` + `alloc`.
-//! - `zlib-stream`, `zstd-stream`: transport compression.
+//! - `zlib-stream`, `zstd-stream`: transport compression. Every [`Compression`] variant
+//!   exists in every build; choosing one whose feature is off is a
+//!   [`ConfigError::CompressionUnavailable`](config::ConfigError::CompressionUnavailable).
 //! - `sim`: a fake gateway and a virtual-time driver, for tests and demos.
+//!
+//! ## Growing enums
+//!
+//! The enums that will gain variants ([`Output`], [`Event`], [`Phase`], [`DisconnectReason`],
+//! [`FatalReason`], [`ProtocolError`], [`CommandError`], [`OpCode`], ...) are
+//! `#[non_exhaustive]`: a `match` on them needs a `_` arm.
 //!
 //! ## `unsafe`
 //!

@@ -33,6 +33,7 @@ use queue::{OutputQueue, Pending};
 /// machine (which copies what it keeps; see
 /// [`GatewayMachine::handle_text_buffer`] to hand over a `String` instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message<'a> {
     /// A text message.
     Text(&'a str),
@@ -155,8 +156,13 @@ impl GatewayMachine {
         config.validate()?;
         let shard = options.shard.unwrap_or(config.shard);
         config.validate_shard(shard)?;
-        let inflater = (config.compression != crate::config::Compression::None)
-            .then(|| alloc::boxed::Box::new(Inflater::new(config.compression, &config.limits)));
+        let inflater = match config.compression {
+            crate::config::Compression::None => None,
+            compression => Some(alloc::boxed::Box::new(Inflater::new(
+                compression,
+                &config.limits,
+            )?)),
+        };
         let mut machine = GatewayMachine {
             config,
             shard,

@@ -131,7 +131,8 @@ mod zlib {
     #[test]
     fn many_messages_whole_and_split_across_reconnects() {
         let mut rng = Rng(7);
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for connection in 0..3 {
             let mut stream = ZlibStream::new();
@@ -158,7 +159,8 @@ mod zlib {
         let mut rng = Rng(11);
         let msgs = messages(&mut rng, 3);
         let mut old = ZlibStream::new();
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&old.message(&msgs[0]), &mut out), Ok(true));
         let half = old.message(&msgs[1]);
@@ -172,7 +174,8 @@ mod zlib {
     #[test]
     fn bomb_stops_at_the_limit() {
         let mut stream = ZlibStream::new();
-        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 1 << 20));
+        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 1 << 20))
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&stream.message(b"{\"op\":11}"), &mut out), Ok(true));
         // 8 MiB of zeros compress to ~8 KiB: only 1 MiB + 1 byte of output may exist.
@@ -189,7 +192,8 @@ mod zlib {
 
     #[test]
     fn never_ending_message_stops_at_the_buffer_limit() {
-        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 10_000));
+        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 10_000))
+            .expect("available compression");
         let mut out = Vec::new();
         let mut stream = ZlibStream::new();
         let frame = stream.message(&messages(&mut Rng(3), 1)[0]);
@@ -208,7 +212,8 @@ mod zlib {
 
     #[test]
     fn corrupt_data_is_an_error_and_reset_recovers() {
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         let mut rng = Rng(5);
         for _ in 0..200 {
@@ -231,7 +236,8 @@ mod zlib {
     #[test]
     fn payload_compression_one_stream_per_message() {
         let mut rng = Rng(13);
-        let mut d = Decompressor::new(Compression::Payload, &Limits::default());
+        let mut d = Decompressor::new(Compression::Payload, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for message in messages(&mut rng, 40) {
             let mut c = Compress::new(Level::default(), true);
@@ -248,7 +254,8 @@ mod zlib {
                 .unwrap();
             frame
         };
-        let mut d = Decompressor::new(Compression::Payload, &limits(4096, 0));
+        let mut d = Decompressor::new(Compression::Payload, &limits(4096, 0))
+            .expect("available compression");
         assert_eq!(
             d.feed(&bomb, &mut out),
             Err(InflateError::MessageTooLarge { limit: 4096 })
@@ -271,7 +278,8 @@ mod zlib {
             eprintln!("skipped: no corpus at {}", dir.display());
             return;
         };
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         let mut rest = &bin[..];
         let mut lines = jsonl.lines();
@@ -330,7 +338,8 @@ mod zstd_stream {
     #[test]
     fn many_messages_across_reconnects() {
         let mut rng = Rng(17);
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for connection in 0..3 {
             let mut stream = ZstdStream::new();
@@ -353,7 +362,8 @@ mod zstd_stream {
         let first = stream.message(&message);
         let second = stream.message(&message);
         assert!(second.len() < first.len() / 4);
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&first, &mut out), Ok(true));
         assert_eq!(d.feed(&second, &mut out), Ok(true));
@@ -366,7 +376,8 @@ mod zstd_stream {
     #[test]
     fn bomb_and_corruption() {
         let mut stream = ZstdStream::new();
-        let mut d = Decompressor::new(Compression::ZstdStream, &limits(1 << 20, 0));
+        let mut d = Decompressor::new(Compression::ZstdStream, &limits(1 << 20, 0))
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&stream.message(b"{\"op\":11}"), &mut out), Ok(true));
         let zeros = vec![0u8; 8 << 20];
@@ -395,7 +406,8 @@ mod zstd_stream {
     fn huge_window_is_refused() {
         // A frame header declaring a 2^31-byte window (Window_Descriptor exponent 21).
         let header = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3];
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&header, &mut out), Err(InflateError::Corrupt));
         assert!(d.heap_bytes() < 1 << 20, "{}", d.heap_bytes());

@@ -308,6 +308,7 @@ fn map_phase(p: Phase) -> MPhase {
         Phase::Connected => MPhase::Connected,
         Phase::Closed => MPhase::Closed,
         Phase::Fatal(_) => MPhase::Fatal,
+        other => panic!("a phase the model does not know: {other:?}"),
     }
 }
 
@@ -415,6 +416,10 @@ impl Run {
                     Event::Dispatch(d) => Out::OtherEvent(format!("dispatch s={}", d.sequence)),
                     other => Out::OtherEvent(format!("{other:?}")),
                 },
+                other => {
+                    let what = format!("an output the model does not know: {other:?}");
+                    self.fail(what)
+                }
             };
             outs.push(out);
         }

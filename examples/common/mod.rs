@@ -563,6 +563,8 @@ impl DriverCore {
                         }
                         describe_event(&event)
                     }
+                    // An output this driver does not know (the enum is non-exhaustive).
+                    other => format!("{other:?}"),
                 };
                 (self.sink)(now, &line);
             }
@@ -586,6 +588,7 @@ impl DriverCore {
                     IdentifyOutput::Exhausted { until, .. } => self.print(&format!(
                         "daily session starts exhausted; waiting until {until}"
                     )),
+                    other => self.print(&format!("identify queue: {other:?}")),
                 }
             }
             if !granted {
@@ -659,6 +662,7 @@ pub fn describe_event(event: &Event<'_>) -> String {
         Event::Fatal(reason) => format!("FATAL: {reason}"),
         Event::Decision(d) => format!("  why: {}: {} → {}", d.cause, d.rule.describe(), d.outcome),
         Event::Shutdown { session_kept } => format!("shut down (session kept: {session_kept})"),
+        other => format!("{other:?}"),
     }
 }
 

@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 
 use thiserror::Error;
 
-use crate::config::{Compression, Limits};
+use crate::config::{Compression, ConfigError, Limits};
 
 #[cfg(feature = "zlib-stream")]
 mod zlib;
@@ -45,6 +45,7 @@ mod zstd;
 
 /// Why a compressed message could not be decompressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InflateError {
     /// The compressed data is corrupt.
     #[error("corrupt compressed data")]
@@ -83,7 +84,7 @@ pub(crate) type Inflater = Decompressor;
 /// use discord_gateway_proto::config::{Compression, Limits};
 /// use discord_gateway_proto::inflate::Decompressor;
 ///
-/// let mut decompressor = Decompressor::new(Compression::ZlibStream, &Limits::default());
+/// let mut decompressor = Decompressor::new(Compression::ZlibStream, &Limits::default())?;
 /// let mut message = Vec::new();
 /// // `{"op":11}` through zlib with a sync flush, as Discord sends it.
 /// let frame = [
@@ -93,6 +94,7 @@ pub(crate) type Inflater = Decompressor;
 /// assert_eq!(decompressor.feed(&frame, &mut message), Ok(true));
 /// assert_eq!(message, br#"{"op":11}"#);
 /// # }
+/// # Ok::<(), discord_gateway_proto::config::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct Decompressor {
@@ -112,22 +114,28 @@ enum Backend {
 impl Decompressor {
     /// A decompressor for `compression`, bounded by `limits` (see the [module docs](self)).
     /// Allocates the decompression context; buffers come with the first messages.
-    pub fn new(compression: Compression, limits: &Limits) -> Self {
+    ///
+    /// # Errors
+    /// [`ConfigError::CompressionUnavailable`] when `compression` needs a crate feature that
+    /// is off in this build.
+    pub fn new(compression: Compression, limits: &Limits) -> Result<Self, ConfigError> {
+        compression.check_available()?;
         let backend = match compression {
-            Compression::None => Backend::None,
             #[cfg(feature = "zlib-stream")]
             Compression::ZlibStream => Backend::Zlib(zlib::ZlibInflater::stream(limits)),
             #[cfg(feature = "zlib-stream")]
             Compression::Payload => Backend::Zlib(zlib::ZlibInflater::payload(limits)),
             #[cfg(feature = "zstd-stream")]
             Compression::ZstdStream => Backend::Zstd(zstd::ZstdInflater::new(limits)),
+            // `None`, and the compressions `check_available` refused above.
+            _ => Backend::None,
         };
         #[cfg(not(any(feature = "zlib-stream", feature = "zstd-stream")))]
         let _ = limits;
-        Decompressor {
+        Ok(Decompressor {
             compression,
             backend,
-        }
+        })
     }
 
     /// The compression this decompressor handles.
@@ -225,7 +233,7 @@ mod tests {
 
     #[test]
     fn uncompressed_connection_rejects_binary() {
-        let mut d = Decompressor::new(Compression::None, &Limits::default());
+        let mut d = Decompressor::new(Compression::None, &Limits::default()).unwrap();
         let mut out = Vec::from(&b"stale"[..]);
         assert_eq!(d.feed(b"x", &mut out), Err(InflateError::NotCompressed));
         assert!(out.is_empty());

@@ -140,7 +140,8 @@ mod tests {
             .collect();
         let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
         let frames = zstd_stream(&refs);
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for (frame, message) in frames.iter().zip(&messages) {
             assert_eq!(d.feed(frame, &mut out), Ok(true));
@@ -159,7 +160,8 @@ mod tests {
     #[test]
     fn empty_messages_do_not_break_the_stream() {
         let frames = zstd_stream(&[b"before", b"after"]);
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&frames[0], &mut out), Ok(true));
         for _ in 0..100 {
@@ -179,7 +181,8 @@ mod tests {
             max_message_size: 100_000,
             ..Limits::default()
         };
-        let mut d = Decompressor::new(Compression::ZstdStream, &limits);
+        let mut d =
+            Decompressor::new(Compression::ZstdStream, &limits).expect("available compression");
         let mut out = Vec::new();
         assert_eq!(
             d.feed(&frames[0], &mut out),

@@ -16,6 +16,7 @@ use crate::trace::Decision;
 
 /// Why a replay stopped. Line numbers count from 1, the header being line 1.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ReplayError {
     /// The recording has no header line.
     #[error("the recording is empty")]
@@ -56,6 +57,7 @@ pub enum ReplayError {
 
 /// One step of a replay, for printing a timeline.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum ReplayItem<'a> {
     /// An input or command, about to be applied.
     Input {

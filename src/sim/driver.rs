@@ -19,6 +19,7 @@ use crate::time::Timestamp;
 
 /// How the driver answers [`Event::IdentifyRequested`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GrantPolicy {
     /// Grant at the same virtual time (right after the drain).
     Immediately,
@@ -30,6 +31,7 @@ pub enum GrantPolicy {
 
 /// A breach of the driver contract by the machine, seen by the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ContractViolation {
     /// `poll_output` did not return `Wait` within this many polls.
     DrainUnbounded(usize),
