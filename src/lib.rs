@@ -14,9 +14,9 @@
 //! # struct Socket; impl Socket { fn send(&mut self, _: &str) {} }
 //! let config = GatewayConfig::new(Token::new("..."), Intents::GUILDS | Intents::GUILD_MESSAGES)
 //!     .with_auto_grant(true);
-//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-//! # use rand_chacha::rand_core::SeedableRng;
-//! let mut machine = GatewayMachine::new(config, &mut rng, now()).expect("valid config");
+//! // Any `rand_core` 0.10 RNG (the seed of all of the machine's randomness), or a plain seed
+//! // through `GatewayMachine::with_options`.
+//! let mut machine = GatewayMachine::new(config, &mut rand::rng(), now()).expect("valid config");
 //! # let mut socket = Socket;
 //! loop {
 //!     // Drain after EVERY input or command, until Wait.
@@ -80,8 +80,9 @@
 //! ## Determinism
 //!
 //! The only randomness (heartbeat jitter, backoff jitter, the invalid-session wait) comes
-//! from a seed drawn once from the `rand_core` RNG given to [`GatewayMachine::new`] (or
-//! passed to [`GatewayMachine::with_options`]). Same configuration, seed and inputs: the
+//! from a seed drawn once from the RNG given to [`GatewayMachine::new`] (any
+//! [`rand_core::Rng`] of `rand_core` 0.10, such as `rand::rng()` from `rand` 0.10), or
+//! passed to [`GatewayMachine::with_options`] by a driver with no RNG at hand. Same configuration, seed and inputs: the
 //! same outputs, byte for byte.
 //!
 //! ## Features
@@ -134,6 +135,10 @@ pub mod shard;
 pub mod sim;
 pub mod time;
 pub mod trace;
+
+/// The `rand_core` whose [`Rng`](rand_core::Rng) [`GatewayMachine::new`] takes (0.10, as
+/// `rand` 0.10 uses).
+pub use rand_core;
 
 pub use backoff::{Backoff, BackoffSchedule};
 pub use close_code::{CloseAction, CloseCode};

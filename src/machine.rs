@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::time::Duration;
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::config::{ConfigError, GatewayConfig, ShardId};
 use crate::error::CommandError;
@@ -135,9 +135,26 @@ impl core::fmt::Debug for GatewayMachine {
 impl GatewayMachine {
     /// A machine for `config`, seeded from `rng` (its only randomness), starting at `now`.
     /// The first output is `Connect`.
-    pub fn new(
+    ///
+    /// `rng` is any [`rand_core::Rng`] of `rand_core` 0.10, the version `rand` 0.10 uses:
+    /// `&mut rand::rng()` will do. The machine draws one `u64` from it and never touches it
+    /// again. With no RNG at hand, or to reproduce a run, pass a seed to
+    /// [`with_options`](Self::with_options) instead.
+    ///
+    /// ```
+    /// use discord_gateway_proto::{GatewayConfig, GatewayMachine, Intents, Output, Timestamp, Token};
+    ///
+    /// let config = GatewayConfig::new(Token::new("..."), Intents::GUILDS);
+    /// let mut machine = GatewayMachine::new(config, &mut rand::rng(), Timestamp::ZERO)?;
+    /// assert!(matches!(machine.poll_output(), Output::Connect { .. }));
+    /// # Ok::<(), discord_gateway_proto::config::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The configuration's [`ConfigError`], from [`GatewayConfig::validate`].
+    pub fn new<R: Rng + ?Sized>(
         config: impl Into<Arc<GatewayConfig>>,
-        rng: &mut impl RngCore,
+        rng: &mut R,
         now: Timestamp,
     ) -> Result<Self, ConfigError> {
         Self::with_options(config, StartOptions::default(), rng.next_u64(), now)
@@ -146,6 +163,25 @@ impl GatewayMachine {
     /// A machine with a shard and/or a saved session, and an explicit seed for its random
     /// choices (heartbeat jitter, backoff jitter, the invalid-session wait). The same config,
     /// options, seed and inputs always give the same outputs.
+    ///
+    /// This is also the constructor for a driver with no RNG at hand (a `no_std` target, a
+    /// test): any `u64` that differs between processes (a hardware counter, the wall-clock
+    /// time, a shard number mixed with a start time) is seed enough. The seed only spreads
+    /// jitter; nothing secret depends on it.
+    ///
+    /// ```
+    /// use discord_gateway_proto::{GatewayConfig, GatewayMachine, Intents, StartOptions, Timestamp, Token};
+    ///
+    /// let config = GatewayConfig::new(Token::new("..."), Intents::GUILDS);
+    /// let seed = 0x5eed;
+    /// let options = StartOptions::default();
+    /// let machine = GatewayMachine::with_options(config, options, seed, Timestamp::ZERO)?;
+    /// # let _ = machine;
+    /// # Ok::<(), discord_gateway_proto::config::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The configuration's [`ConfigError`], or [`ConfigError::Shard`] for `options.shard`.
     pub fn with_options(
         config: impl Into<Arc<GatewayConfig>>,
         options: StartOptions,
