@@ -464,9 +464,17 @@ impl GatewayMachine {
     /// Closes the connection for good. With `keep_session`, closes with a code that keeps the
     /// session resumable (save [`session`](Self::session) to resume in a new machine);
     /// otherwise closes with 1000, which ends the session (the bot goes offline at once).
-    pub fn shutdown(&mut self, now: Timestamp, keep_session: bool) {
+    ///
+    /// # Errors
+    /// [`CommandError::Stopped`] if the machine had already stopped (shut down, or a fatal
+    /// close): nothing is output, and the session is left as it was.
+    pub fn shutdown(&mut self, now: Timestamp, keep_session: bool) -> Result<(), CommandError> {
         self.advance(now);
+        if self.phase.is_terminal() {
+            return Err(CommandError::Stopped);
+        }
         self.shut_down(keep_session);
+        Ok(())
     }
 
     // ----- D. outputs -----

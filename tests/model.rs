@@ -835,7 +835,15 @@ impl Run {
                 (e, Input::Other)
             }
             Step::Shutdown { keep } => {
-                self.m.shutdown(now, keep);
+                let result = self.m.shutdown(now, keep);
+                let expected = if was_terminal {
+                    Err(CommandError::Stopped)
+                } else {
+                    Ok(())
+                };
+                self.check(result == expected, || {
+                    format!("shutdown returned {result:?}, not {expected:?}")
+                });
                 (self.model.on_shutdown(keep), Input::Other)
             }
         };

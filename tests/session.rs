@@ -176,7 +176,7 @@ fn a_resume_with_a_sequence_from_the_future_gets_op9_false() {
     // A saved session claims more than the server ever sent.
     let mut first = sim(1);
     run_to_ready(&mut first);
-    first.shutdown(true);
+    first.shutdown(true).unwrap();
     let mut session = first.machine().session().unwrap().clone();
     session.sequence = 99;
     let (_, gateway, _) = first.into_parts();
@@ -312,7 +312,7 @@ fn saved_session() -> (Session, FakeGateway) {
         .at(at_ms(4_000), message(2));
     run_to_ready(&mut sim);
     sim.run_until(at_ms(10_000));
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     let session = sim.machine().session().unwrap().clone();
     let json = serde_json::to_string(&session).unwrap();
     let restored: Session = serde_json::from_str(&json).unwrap();

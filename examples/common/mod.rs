@@ -490,7 +490,9 @@ impl DriverCore {
                 "ending the session"
             }
         ));
-        on_machine!(&mut self.machine, m => m.shutdown(now, keep));
+        if let Err(e) = on_machine!(&mut self.machine, m => m.shutdown(now, keep)) {
+            self.print(&format!("nothing to shut down: {e}"));
+        }
         self.queue.cancel(self.shard);
         self.drain();
         self.take_actions()

@@ -383,14 +383,15 @@ impl SimDriver {
     }
 
     /// Calls `shutdown` on the machine now, then drains.
-    pub fn shutdown(&mut self, keep_session: bool) {
+    pub fn shutdown(&mut self, keep_session: bool) -> Result<(), CommandError> {
         let terminal = self.machine.phase().is_terminal();
         self.trace
             .push(self.now, TraceKind::Shutdown { keep_session });
         let now = self.now;
         self.record(|r| r.record_shutdown(now, keep_session));
-        self.machine.shutdown(now, keep_session);
+        let result = self.machine.shutdown(now, keep_session);
         self.drain(terminal);
+        result
     }
 
     /// The server does `action` now, on the open connection; what it sends is delivered.

@@ -1238,7 +1238,16 @@ impl Run {
             }
             Step::Shutdown(delta, keep) => {
                 let now = self.input_time(delta);
-                self.machine.shutdown(now, keep);
+                let expected = if before.is_terminal() {
+                    Err(CommandError::Stopped)
+                } else {
+                    Ok(())
+                };
+                assert_eq!(
+                    self.machine.shutdown(now, keep),
+                    expected,
+                    "shutdown in {before:?}"
+                );
             }
         }
         let deadline = self.drain();
