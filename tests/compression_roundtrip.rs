@@ -5,6 +5,10 @@
 use discord_gateway_proto::config::{Compression, Limits};
 use discord_gateway_proto::inflate::{Decompressor, InflateError};
 
+#[cfg(feature = "zlib-stream")]
+#[path = "../benches/support/frames.rs"]
+mod frames;
+
 /// A small seeded generator (SplitMix64), so every run sees the same messages and splits.
 struct Rng(u64);
 
@@ -91,6 +95,7 @@ fn limits(max_message_size: usize, max_buffered_compressed: usize) -> Limits {
 #[cfg(feature = "zlib-stream")]
 mod zlib {
     use super::*;
+    use crate::frames::KeyOrder;
     use flate2::{Compress, Compression as Level, FlushCompress};
 
     /// One zlib context per connection, a sync flush after every message: Discord's
@@ -262,37 +267,66 @@ mod zlib {
         );
     }
 
-    /// The shared corpus: 5000 gateway frames through one zlib context (Python's zlib), each
-    /// framed `[u32 LE len][bytes]`. Skipped when the corpus is not beside the repository.
+    /// Feeds `frames` (zlib-stream messages, in order) to one decompressor; each must come
+    /// out whole as the next of `messages`.
+    fn feed_stream<'a>(frames: impl IntoIterator<Item = &'a [u8]>, messages: &[&[u8]]) {
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
+        let mut out = Vec::new();
+        let mut count = 0;
+        for (i, frame) in frames.into_iter().enumerate() {
+            assert_eq!(d.feed(frame, &mut out), Ok(true), "message {i}");
+            assert!(out == messages[i], "message {i} differs");
+            count += 1;
+        }
+        assert_eq!(count, messages.len());
+    }
+
+    /// The benches' seeded busy-bot stream (HELLO, READY, three GUILD_CREATEs of up to
+    /// ~300 KB among 5000 frames with escapes and non-ASCII text, `benches/support/frames.rs`)
+    /// through the real zlib compressor as Discord sends it: one context, a sync flush per
+    /// message. Generated here, so it runs on a fresh clone.
     #[test]
+    fn generated_corpus_stream() {
+        let texts = frames::render(
+            &frames::FrameSets::new(frames::SEED).mixed,
+            KeyOrder::Discord,
+        );
+        let messages: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+        assert_eq!(messages.len(), 5000);
+        assert!(messages.iter().any(|m| m.len() > 200_000), "a GUILD_CREATE");
+        let mut zlib = ZlibStream::new();
+        let compressed: Vec<Vec<u8>> = messages.iter().map(|m| zlib.message(m)).collect();
+        feed_stream(compressed.iter().map(Vec::as_slice), &messages);
+    }
+
+    /// The shared corpus: 5000 gateway frames through one zlib context (Python's zlib), each
+    /// framed `[u32 LE len][bytes]`, from `../shared/corpus` beside the repository (or
+    /// `DGP_CORPUS_DIR`). Fails if the corpus is not there.
+    #[test]
+    #[ignore = "reads ../shared/corpus, outside the repository (or DGP_CORPUS_DIR)"]
     fn shared_corpus_stream() {
         let dir = std::env::var_os("DGP_CORPUS_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
             });
-        let (Ok(bin), Ok(jsonl)) = (
-            std::fs::read(dir.join("mixed_stream.zlib.bin")),
-            std::fs::read_to_string(dir.join("mixed_stream.jsonl")),
-        ) else {
-            eprintln!("skipped: no corpus at {}", dir.display());
-            return;
+        let read = |name: &str| {
+            std::fs::read(dir.join(name))
+                .unwrap_or_else(|e| panic!("no corpus at {}: {name}: {e}", dir.display()))
         };
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
-            .expect("available compression");
-        let mut out = Vec::new();
+        let bin = read("mixed_stream.zlib.bin");
+        let jsonl = String::from_utf8(read("mixed_stream.jsonl")).expect("UTF-8 corpus");
+        let messages: Vec<&[u8]> = jsonl.lines().map(str::as_bytes).collect();
+        let mut frames = Vec::new();
         let mut rest = &bin[..];
-        let mut lines = jsonl.lines();
-        let mut count = 0;
         while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-            let len = u32::from_le_bytes(*len) as usize;
-            let (frame, tail) = tail.split_at(len);
+            let (frame, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+            frames.push(frame);
             rest = tail;
-            assert_eq!(d.feed(frame, &mut out), Ok(true));
-            assert_eq!(out, lines.next().unwrap().as_bytes());
-            count += 1;
         }
-        assert_eq!(count, 5000);
+        assert_eq!(frames.len(), 5000);
+        feed_stream(frames, &messages);
     }
 }
 
