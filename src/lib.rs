@@ -60,8 +60,8 @@
 //!
 //! ## Time
 //!
-//! [`Timestamp`] is a plain number of microseconds from an origin the driver picks. The
-//! crate never reads a clock. A `now` that goes backwards is clamped; a long jump forward
+//! [`Timestamp`] is a plain number of microseconds from an origin the driver picks (signed:
+//! a restored session's last ACK may be before it). The crate never reads a clock. A `now` that goes backwards is clamped; a long jump forward
 //! (a suspended laptop) fires each expired timer once. With the `std` feature,
 //! [`time::InstantOrigin`] maps `std::time::Instant` to timestamps.
 //!

@@ -75,8 +75,9 @@ pub struct StartOptions {
 ///
 /// # Time
 /// Every input takes `now`. A `now` earlier than one already seen is treated as the latest
-/// seen. A jump far forward fires each expired timer once (one beat or one zombie verdict),
-/// never a burst.
+/// seen, and one before the origin as the origin. A jump far forward fires each expired
+/// timer once (one beat or one zombie verdict), never a burst. A restored session's last
+/// ACK may be before the origin (see [`Session::with_ack_age`]).
 pub struct GatewayMachine {
     pub(crate) config: Arc<GatewayConfig>,
     pub(crate) shard: ShardId,
@@ -190,6 +191,9 @@ impl GatewayMachine {
     ) -> Result<Self, ConfigError> {
         let config = config.into();
         config.validate()?;
+        // Inputs are at or after the origin (times before it are for the past, such as a
+        // restored session's last ACK): an earlier start counts as the origin.
+        let now = now.max(Timestamp::ZERO);
         let shard = options.shard.unwrap_or(config.shard);
         config.validate_shard(shard)?;
         let inflater = match config.compression {

@@ -9,7 +9,9 @@ use discord_gateway_proto::config::SessionPolicy;
 use discord_gateway_proto::sim::{
     ConnectBehavior, FakeGateway, FakeGatewayConfig, ScriptAction, SimDriver, Trigger,
 };
-use discord_gateway_proto::{DisconnectReason, Event, OpCode, Phase, Session, StartOptions};
+use discord_gateway_proto::{
+    DisconnectReason, Event, OpCode, Phase, Session, StartOptions, Timestamp,
+};
 
 fn message(n: u32) -> ScriptAction {
     ScriptAction::dispatch("MESSAGE_CREATE", format!(r#"{{"n":{n}}}"#))
@@ -401,5 +403,39 @@ fn a_saved_session_past_the_cutoff_identifies() {
                 "{age:?}"
             );
         }
+    }
+}
+
+/// A driver whose clock starts at zero restores a session older than the process (issue
+/// #14): the session is as old as it is, so the stale cutoff judges it right, with no need
+/// to start the clock at the session's age.
+#[test]
+fn a_session_older_than_the_process_keeps_its_age_with_a_clock_from_zero() {
+    for (age, resumes) in [(secs(14 * 60), true), (secs(16 * 60), false)] {
+        let (session, _) = saved_session();
+        let session = session.with_ack_age(age, Timestamp::ZERO);
+        assert_eq!(session.ack_age(Timestamp::ZERO), age);
+        let mut sim = SimDriver::with_options(
+            config(),
+            StartOptions {
+                session: Some(session),
+                ..StartOptions::default()
+            },
+            3,
+            Timestamp::ZERO,
+            gateway(),
+        )
+        .unwrap();
+        sim.run_for(secs(1));
+        let url = sim.trace().connects().next().unwrap().1.to_string();
+        let first = sim.trace().sent_opcodes()[0];
+        let expected = if resumes {
+            (RESUME_URL, OpCode::Resume)
+        } else {
+            (MAIN_URL, OpCode::Identify)
+        };
+        assert_eq!((url.as_str(), first), expected, "{age:?}");
+        // The clock was never shifted: the first connect is at zero.
+        assert_eq!(sim.trace().connects().next().unwrap().0, Timestamp::ZERO);
     }
 }
