@@ -266,6 +266,46 @@ pub struct Limits {
     pub max_message_size: usize,
     /// The most compressed bytes buffered while waiting for a message's end. Default 16 MiB.
     pub max_buffered_compressed: usize,
+    /// The largest window a zstd-stream frame may declare, in bytes (rounded down to a power
+    /// of two; at least 1 KiB). libzstd allocates the window a frame header asks for, up to
+    /// 2 GiB, before any data arrives: this bounds what one connection's decompressor can
+    /// make the process allocate. A frame declaring more is refused
+    /// ([`InflateError::WindowTooLarge`](crate::inflate::InflateError::WindowTooLarge), then
+    /// a reconnect that keeps the session). (zlib's window is always 32 KiB.)
+    ///
+    /// Default 8 MiB ([`DEFAULT_MAX_WINDOW`]): Discord's zstd-stream frames declare 256 KiB
+    /// (window log 18, e.g. the Hello captured in twilight-gateway's tests), so the default
+    /// leaves 32 times that for a change on Discord's side, and it is the bound RFC 8878
+    /// recommends every decoder accept (what zstd's levels 1-19 use at most).
+    #[serde(default = "default_max_window")]
+    pub max_window: usize,
+}
+
+/// The default of [`Limits::max_window`]: 8 MiB.
+pub const DEFAULT_MAX_WINDOW: usize = 8 * 1024 * 1024;
+
+/// The smallest [`Limits::max_window`]: zstd's smallest window, 1 KiB.
+pub const MIN_MAX_WINDOW: usize = 1 << 10;
+
+fn default_max_window() -> usize {
+    DEFAULT_MAX_WINDOW
+}
+
+impl Limits {
+    /// The base-2 logarithm of the largest zstd window accepted (libzstd's
+    /// `ZSTD_d_windowLogMax`): [`max_window`](Self::max_window) rounded down to a power of
+    /// two, at most 2^31 bytes (2^30 on 32-bit targets, libzstd's limits).
+    pub fn max_window_log(&self) -> Result<u32, ConfigError> {
+        if self.max_window < MIN_MAX_WINDOW {
+            return Err(ConfigError::MaxWindow(self.max_window));
+        }
+        let most = if cfg!(target_pointer_width = "32") {
+            30
+        } else {
+            31
+        };
+        Ok(self.max_window.ilog2().min(most))
+    }
 }
 
 impl Default for Limits {
@@ -274,6 +314,7 @@ impl Default for Limits {
             command_queue: 64,
             max_message_size: 64 * 1024 * 1024,
             max_buffered_compressed: 16 * 1024 * 1024,
+            max_window: DEFAULT_MAX_WINDOW,
         }
     }
 }
@@ -339,6 +380,9 @@ pub enum ConfigError {
     /// The token is empty.
     #[error("the token is empty")]
     EmptyToken,
+    /// [`Limits::max_window`] is below zstd's smallest window, 1 KiB.
+    #[error("max_window must be at least 1024 bytes, not {0}")]
+    MaxWindow(usize),
     /// The compression needs a crate feature that is off in this build.
     #[error("{compression:?} compression needs the crate feature `{feature}`, which is off")]
     CompressionUnavailable {
@@ -455,6 +499,7 @@ impl GatewayConfig {
             }
         }
         self.compression.check_available()?;
+        self.limits.max_window_log()?;
         gateway_url(&self.gateway_url, self.compression)?;
         if self.heartbeat.missed_acks_before_zombie == 0 {
             return Err(ConfigError::MissedAcks);
@@ -509,6 +554,39 @@ mod tests {
             GatewayConfig::new(Token::new(""), Intents::GUILDS).validate(),
             Err(ConfigError::EmptyToken)
         );
+    }
+
+    #[test]
+    fn max_window_below_one_kib_is_refused_and_rounds_down_to_a_power_of_two() {
+        let with = |max_window| {
+            GatewayConfig::new(Token::new("t"), Intents::GUILDS).with_limits(Limits {
+                max_window,
+                ..Limits::default()
+            })
+        };
+        assert_eq!(with(1023).validate(), Err(ConfigError::MaxWindow(1023)));
+        assert_eq!(with(1024).validate(), Ok(()));
+        assert_eq!(with(1024).limits.max_window_log(), Ok(10));
+        assert_eq!(with((8 << 20) + 1).limits.max_window_log(), Ok(23));
+        assert_eq!(Limits::default().max_window_log(), Ok(23));
+        assert_eq!(
+            with(usize::MAX).limits.max_window_log().unwrap(),
+            if cfg!(target_pointer_width = "32") {
+                30
+            } else {
+                31
+            }
+        );
+    }
+
+    /// Configurations saved before `max_window` existed (recording headers) still load.
+    #[test]
+    fn limits_without_max_window_deserialize_with_the_default() {
+        let limits: Limits = serde_json::from_str(
+            r#"{"command_queue":64,"max_message_size":67108864,"max_buffered_compressed":16777216}"#,
+        )
+        .unwrap();
+        assert_eq!(limits, Limits::default());
     }
 
     /// Every compression exists in every build; one whose feature is off is refused by

@@ -333,7 +333,8 @@ mod zlib {
 #[cfg(feature = "zstd-stream")]
 mod zstd_stream {
     use super::*;
-    use zstd::stream::raw::{Encoder, InBuffer, Operation, OutBuffer};
+    use discord_gateway_proto::config::DEFAULT_MAX_WINDOW;
+    use zstd::stream::raw::{CParameter, Encoder, InBuffer, Operation, OutBuffer};
 
     /// One zstd context per connection; every message is flushed (its block ends) but the
     /// frame never does: Discord's zstd-stream.
@@ -342,6 +343,13 @@ mod zstd_stream {
     impl ZstdStream {
         fn new() -> Self {
             ZstdStream(Encoder::new(3).unwrap())
+        }
+
+        /// A stream whose frame declares a window of `2^log` bytes.
+        pub(super) fn with_window_log(log: u32) -> Self {
+            let mut encoder = Encoder::new(3).unwrap();
+            encoder.set_parameter(CParameter::WindowLog(log)).unwrap();
+            ZstdStream(encoder)
         }
 
         fn message(&mut self, message: &[u8]) -> Vec<u8> {
@@ -443,7 +451,155 @@ mod zstd_stream {
         let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
             .expect("available compression");
         let mut out = Vec::new();
-        assert_eq!(d.feed(&header, &mut out), Err(InflateError::Corrupt));
+        assert_eq!(
+            d.feed(&header, &mut out),
+            Err(InflateError::WindowTooLarge {
+                limit: DEFAULT_MAX_WINDOW
+            })
+        );
         assert!(d.heap_bytes() < 1 << 20, "{}", d.heap_bytes());
+    }
+
+    /// The window a frame may make libzstd allocate is `Limits::max_window` (default 8 MiB),
+    /// not libzstd's 128 MiB: a real stream compressed with a 16 MiB window is refused before
+    /// anything is allocated for it, and accepted when the limit allows it.
+    #[test]
+    fn a_window_over_max_window_is_refused_before_it_is_allocated() {
+        let message = br#"{"op":10,"d":{"heartbeat_interval":41250}}"#;
+        let frame = ZstdStream::with_window_log(24).message(message);
+        let mut out = Vec::new();
+
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
+        assert_eq!(
+            d.feed(&frame, &mut out),
+            Err(InflateError::WindowTooLarge { limit: 8 << 20 })
+        );
+        assert!(out.is_empty());
+        assert!(d.heap_bytes() < 1 << 20, "{} heap bytes", d.heap_bytes());
+        // Until a reset (a new connection) the stream stays failed.
+        d.reset();
+        assert_eq!(
+            d.feed(&ZstdStream::new().message(message), &mut out),
+            Ok(true)
+        );
+
+        let wide = Limits {
+            max_window: 16 << 20,
+            ..Limits::default()
+        };
+        let mut d = Decompressor::new(Compression::ZstdStream, &wide).expect("valid limits");
+        assert_eq!(d.feed(&frame, &mut out), Ok(true));
+        assert_eq!(out, message);
+        assert!(d.heap_bytes() > 16 << 20, "the 16 MiB window is held");
+    }
+
+    /// Discord's frames declare a 256 KiB window (window log 18): the default accepts it with
+    /// room to spare, and so does a limit of exactly 256 KiB; a limit that is not a power of
+    /// two counts as the power of two below it.
+    #[test]
+    fn discords_window_fits_and_limits_round_down() {
+        let message = br#"{"op":11}"#;
+        let frame = ZstdStream::with_window_log(18).message(message);
+        let mut out = Vec::new();
+        for (max_window, accepted) in [
+            (DEFAULT_MAX_WINDOW, true),
+            (256 << 10, true),
+            ((512 << 10) - 1, true),
+            ((256 << 10) - 1, false),
+        ] {
+            let limits = Limits {
+                max_window,
+                ..Limits::default()
+            };
+            let mut d = Decompressor::new(Compression::ZstdStream, &limits).expect("valid limits");
+            let expected = if accepted {
+                Ok(true)
+            } else {
+                Err(InflateError::WindowTooLarge { limit: 128 << 10 })
+            };
+            assert_eq!(
+                d.feed(&frame, &mut out),
+                expected,
+                "max_window {max_window}"
+            );
+        }
+    }
+
+    /// In the machine: a connection whose zstd frame asks for more than `max_window` is a
+    /// clear protocol error and a reconnect that keeps the session (resumes).
+    #[test]
+    fn a_window_over_max_window_is_a_protocol_error_and_a_resume() {
+        use discord_gateway_proto::{
+            DisconnectReason, Event, GatewayConfig, GatewayMachine, Intents, Message, Output,
+            ProtocolError, Session, StartOptions, Timestamp, Token,
+        };
+        let session = Session {
+            id: "s".into(),
+            sequence: 5,
+            resume_url: Some("wss://resume.example".into()),
+            last_ack: Timestamp::ZERO,
+        };
+        let config = GatewayConfig::new(Token::new("t"), Intents::GUILDS)
+            .with_compression(Compression::ZstdStream);
+        let options = StartOptions {
+            session: Some(session.clone()),
+            ..StartOptions::default()
+        };
+        let mut m = GatewayMachine::with_options(config, options, 1, Timestamp::ZERO).unwrap();
+        /// What a drain gave, owned.
+        #[derive(Debug, PartialEq)]
+        enum Seen {
+            Error(ProtocolError),
+            Close,
+            Disconnected(DisconnectReason, bool),
+            Other(String),
+        }
+        let drain = |m: &mut GatewayMachine| {
+            let mut seen = Vec::new();
+            loop {
+                seen.push(match m.poll_output() {
+                    Output::Wait(_) => return seen,
+                    Output::Event(Event::ProtocolError(e)) => Seen::Error(e),
+                    Output::Close(_) => Seen::Close,
+                    Output::Event(Event::Disconnected(d)) => Seen::Disconnected(d.reason, d.resume),
+                    other => Seen::Other(format!("{other:?}")),
+                });
+            }
+        };
+        drain(&mut m);
+        let t = Timestamp::from_secs(1);
+        m.handle_connected(t);
+        drain(&mut m);
+        let hello = br#"{"op":10,"d":{"heartbeat_interval":41250}}"#;
+        let frame = ZstdStream::with_window_log(24).message(hello);
+        m.handle_message(t, Message::Binary(&frame));
+        let seen = drain(&mut m);
+        assert_eq!(
+            seen[..3],
+            [
+                Seen::Error(ProtocolError::Decompress(InflateError::WindowTooLarge {
+                    limit: 8 << 20
+                })),
+                Seen::Close,
+                Seen::Disconnected(DisconnectReason::Protocol, true),
+            ],
+            "{seen:#?}"
+        );
+        assert_eq!(m.session(), Some(&session));
+        assert!(m.heap_bytes() < 1 << 20, "{} heap bytes", m.heap_bytes());
+    }
+
+    /// A limit below zstd's smallest window (1 KiB) is a configuration error.
+    #[test]
+    fn a_max_window_below_one_kib_is_refused() {
+        let limits = Limits {
+            max_window: 1000,
+            ..Limits::default()
+        };
+        assert_eq!(
+            Decompressor::new(Compression::ZstdStream, &limits).err(),
+            Some(discord_gateway_proto::config::ConfigError::MaxWindow(1000))
+        );
     }
 }

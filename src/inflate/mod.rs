@@ -21,6 +21,8 @@
 //!   not exceed [`Limits::max_buffered_compressed`] compressed bytes
 //!   ([`InflateError::BufferTooLarge`]); a message that arrives whole is never buffered, so
 //!   that limit does not apply to it;
+//! - a zstd frame whose header declares a window over [`Limits::max_window`] (default
+//!   8 MiB) fails with [`InflateError::WindowTooLarge`] before libzstd allocates it;
 //! - corrupt data fails with [`InflateError::Corrupt`].
 //!
 //! Nothing panics. After an error the stream is unusable: call [`reset`](Decompressor::reset)
@@ -65,6 +67,13 @@ pub enum InflateError {
     /// Binary data arrived but this connection is not compressed.
     #[error("binary data on an uncompressed connection")]
     NotCompressed,
+    /// A zstd frame declares a window larger than the configured limit; nothing was
+    /// allocated for it.
+    #[error("the zstd frame needs a window over {limit} bytes")]
+    WindowTooLarge {
+        /// The largest window accepted, [`Limits::max_window`] rounded down to a power of two.
+        limit: usize,
+    },
 }
 
 /// The crate-internal name the machine uses.
@@ -117,16 +126,18 @@ impl Decompressor {
     ///
     /// # Errors
     /// [`ConfigError::CompressionUnavailable`] when `compression` needs a crate feature that
-    /// is off in this build.
+    /// is off in this build; [`ConfigError::MaxWindow`] when [`Limits::max_window`] is below
+    /// 1 KiB.
     pub fn new(compression: Compression, limits: &Limits) -> Result<Self, ConfigError> {
         compression.check_available()?;
+        limits.max_window_log()?;
         let backend = match compression {
             #[cfg(feature = "zlib-stream")]
             Compression::ZlibStream => Backend::Zlib(zlib::ZlibInflater::stream(limits)),
             #[cfg(feature = "zlib-stream")]
             Compression::Payload => Backend::Zlib(zlib::ZlibInflater::payload(limits)),
             #[cfg(feature = "zstd-stream")]
-            Compression::ZstdStream => Backend::Zstd(zstd::ZstdInflater::new(limits)),
+            Compression::ZstdStream => Backend::Zstd(zstd::ZstdInflater::new(limits)?),
             // `None`, and the compressions `check_available` refused above.
             _ => Backend::None,
         };
@@ -190,7 +201,8 @@ impl Decompressor {
     ///   window (held from the first message on), plus the capacity of the buffer for messages
     ///   that arrive in pieces;
     /// - zstd: what libzstd reports for its context (`ZSTD_sizeof_DCtx`), which includes the
-    ///   window and block buffers sized by the frame header (at most 128 MiB + 128 KiB).
+    ///   window and block buffers sized by the frame header (at most [`Limits::max_window`]
+    ///   plus 128 KiB and the context itself).
     pub fn heap_bytes(&self) -> usize {
         match &self.backend {
             Backend::None => 0,
