@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::backoff::Backoff;
-use crate::protocol::commands::UpdatePresence;
+use crate::protocol::commands::{UpdatePresence, MAX_FRAME_BYTES};
 use crate::protocol::intents::Intents;
 use crate::protocol::url::{gateway_url, GatewayUrlError, DEFAULT_GATEWAY_URL};
 
@@ -193,15 +193,19 @@ impl Default for HeartbeatPolicy {
     }
 }
 
-/// Deadlines for a connection that stalls before it is ready.
+/// Deadlines for a connection that stalls before it is ready. Each must be longer than
+/// zero ([`ConfigError::ZeroTimeout`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeouts {
     /// From `Connect` to `handle_connected`.
     pub connect: Duration,
     /// From the socket opening to Hello.
     pub hello: Duration,
-    /// From sending Identify or Resume to READY or RESUMED. Replays of long outages take a
-    /// while; the default is generous.
+    /// How long the server may stay silent while the machine waits for READY or RESUMED:
+    /// counted from sending Identify or Resume, and again from each dispatch replayed
+    /// before RESUMED, so a long replay that keeps coming is never cut off; only silence
+    /// is. Heartbeat ACKs are not progress: a server that ACKs but never finishes the
+    /// handshake still times out.
     pub ready: Duration,
 }
 
@@ -215,14 +219,24 @@ impl Default for Timeouts {
     }
 }
 
-/// Session policy: when a saved session is too old to resume.
+/// Session policy: when a session is given up.
+///
+/// A session is kept through everything that does not say it is gone: a network outage
+/// (connections refused, timing out or dropped before Hello, on either URL), op 7, a lost
+/// transport, a resumable close code. It is dropped, and the machine identifies anew, only
+/// when the server rejects it (op 9 `false`, close 4007 or 4009, or 4003), when it is
+/// stale, or when the resume circuit breaker trips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionPolicy {
     /// A session whose last ACK is older than this is not resumed; the machine identifies
-    /// instead. Discord publishes no resume window; 15 minutes is the seed's heuristic.
+    /// instead. Discord publishes no resume window; 15 minutes is the seed's heuristic. It
+    /// also bounds how long an outage is ridden out with the session kept.
     pub stale_after: Duration,
-    /// After this many resumes in a row that fail (invalid session, or the connection closes
-    /// before RESUMED), the session is dropped and the machine identifies.
+    /// The resume circuit breaker: after this many resumes in a row that the server
+    /// received and did not complete (op 9 `true`, or the connection ends between Resume
+    /// and RESUMED, silence included), the session is dropped and the machine identifies.
+    /// Attempts that end before Hello (the Resume never reached a server: a network outage)
+    /// and op 7 (the server asking for a reconnect) do not count.
     pub max_failed_resumes: u32,
 }
 
@@ -391,6 +405,22 @@ pub enum ConfigError {
         /// The feature it needs ([`Compression::feature`]).
         feature: &'static str,
     },
+    /// A stall timeout ([`Timeouts`]) is zero: nothing can happen in no time, and a machine
+    /// with it would give up on every connection the moment it starts.
+    #[error("the {0} timeout must be longer than zero")]
+    ZeroTimeout(&'static str),
+    /// The Identify this configuration produces does not fit in one gateway message
+    /// (Discord closes with 4002 and the same Identify would be sent again forever). `size`
+    /// is computed with the longest shard numbers, so it holds for every shard; shorten the
+    /// presence or the properties.
+    #[error("the Identify payload is {size} bytes, over the gateway's limit of {limit}")]
+    IdentifyTooLarge {
+        /// The serialized Identify's size in bytes, token included.
+        size: usize,
+        /// The most bytes one gateway message may have
+        /// ([`MAX_FRAME_BYTES`]).
+        limit: usize,
+    },
 }
 
 impl GatewayConfig {
@@ -508,7 +538,30 @@ impl GatewayConfig {
         if min > max {
             return Err(ConfigError::InvalidSessionDelay);
         }
+        for (name, timeout) in [
+            ("connect", self.timeouts.connect),
+            ("hello", self.timeouts.hello),
+            ("ready", self.timeouts.ready),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::ZeroTimeout(name));
+            }
+        }
+        let size = self.largest_identify_size();
+        if size > MAX_FRAME_BYTES {
+            return Err(ConfigError::IdentifyTooLarge {
+                size,
+                limit: MAX_FRAME_BYTES,
+            });
+        }
         Ok(())
+    }
+
+    /// The size of this configuration's Identify for the shard whose `[id, count]` is the
+    /// longest to write, so that no shard's Identify is larger.
+    fn largest_identify_size(&self) -> usize {
+        let longest = ShardId::new(u32::MAX - 1, u32::MAX);
+        crate::protocol::payloads::identify(self, longest).len()
     }
 
     pub(crate) fn validate_shard(&self, shard: ShardId) -> Result<(), ConfigError> {
@@ -639,5 +692,44 @@ mod tests {
             );
             assert_eq!(machine.is_ok(), on, "{compression:?}");
         }
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let base = GatewayConfig::new(Token::new("t"), Intents::GUILDS);
+        for (name, timeouts) in [
+            (
+                "connect",
+                Timeouts {
+                    connect: Duration::ZERO,
+                    ..Timeouts::default()
+                },
+            ),
+            (
+                "hello",
+                Timeouts {
+                    hello: Duration::ZERO,
+                    ..Timeouts::default()
+                },
+            ),
+            (
+                "ready",
+                Timeouts {
+                    ready: Duration::ZERO,
+                    ..Timeouts::default()
+                },
+            ),
+        ] {
+            assert_eq!(
+                base.clone().with_timeouts(timeouts).validate(),
+                Err(ConfigError::ZeroTimeout(name))
+            );
+        }
+        let tiny = Timeouts {
+            connect: Duration::from_micros(1),
+            hello: Duration::from_micros(1),
+            ready: Duration::from_micros(1),
+        };
+        assert_eq!(base.with_timeouts(tiny).validate(), Ok(()));
     }
 }

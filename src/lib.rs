@@ -77,6 +77,13 @@
 //! [`Session`] (id, sequence, resume URL, last ACK time) is plain serde data. Save it on
 //! shutdown and pass it in [`StartOptions::session`] to resume after a process restart.
 //!
+//! A session is kept through whatever does not end it: a network outage (attempts to the
+//! resume URL that fail before Hello send the next attempt to the main URL, still to
+//! resume, and back), op 7, a lost transport, a resumable close code, a long replay. It is
+//! dropped, and the machine identifies anew, only when the server rejects it (op 9 `false`,
+//! close 4007 or 4009), when it is stale ([`config::SessionPolicy::stale_after`]), or when
+//! the resume circuit breaker trips ([`config::SessionPolicy::max_failed_resumes`]).
+//!
 //! ## Determinism
 //!
 //! The only randomness (heartbeat jitter, backoff jitter, the invalid-session wait) comes

@@ -94,8 +94,14 @@ pub struct GatewayMachine {
     pub(crate) to_resume_url: bool,
     /// Failed connection attempts in a row (reset by READY / RESUMED).
     pub(crate) attempts: u32,
-    /// Failed resumes in a row (reset by RESUMED).
+    /// Failed resumes in a row (reset by RESUMED): resumes the server received and did not
+    /// complete, for the circuit breaker.
     pub(crate) failed_resumes: u32,
+    /// The next resume goes to the main URL: the last attempt, to the resume URL, ended
+    /// before Hello.
+    pub(crate) resume_via_main: bool,
+    /// Identifies in a row answered with close 4002 (reset by READY).
+    pub(crate) undecodable_identifies: u32,
     /// Dispatches received while resuming.
     pub(crate) replayed: u64,
     /// Outputs decided and not yet taken by `poll_output`.
@@ -217,6 +223,8 @@ impl GatewayMachine {
             to_resume_url: false,
             attempts: 0,
             failed_resumes: 0,
+            resume_via_main: false,
+            undecodable_identifies: 0,
             replayed: 0,
             queue: OutputQueue::default(),
             held: VecDeque::new(),
@@ -384,11 +392,18 @@ impl GatewayMachine {
 
     /// A deadline from [`poll_timeout`](Self::poll_timeout) (or `Wait`) passed. Calls before
     /// any deadline are no-ops.
+    ///
+    /// Each timer that expired fires once. A timer armed by what they did (a reconnect
+    /// after a connect timeout, say) never fires in the same call, whatever the
+    /// configuration: afterwards the next deadline is later than `now` (at
+    /// [`Timestamp::MAX`], where time cannot move on, it stays there).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.advance(now);
+        self.timers.begin_round();
         while let Some((timer, deadline)) = self.timers.pop_expired(now) {
             self.on_timer(timer, deadline);
         }
+        self.timers.end_round(now);
     }
 
     // ----- C. commands -----

@@ -230,6 +230,11 @@ pub enum FatalReason {
         /// Attempts made.
         attempts: u32,
     },
+    /// The gateway closed with 4002 (decode error) in answer to two Identifies in a row: it
+    /// cannot read the Identify this configuration produces, and sending it again would not
+    /// change that. Check the configuration (presence, properties, intents).
+    #[error("the gateway could not decode the Identify this configuration produces (4002 twice in a row)")]
+    IdentifyUndecodable,
 }
 
 /// A message from the network that could not be used.

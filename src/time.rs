@@ -187,14 +187,50 @@ impl Timer {
 }
 
 /// One table of named timers; the earliest armed deadline wins.
+///
+/// A round of firing ([`begin_round`](Self::begin_round), then
+/// [`pop_expired`](Self::pop_expired) until `None`, then [`end_round`](Self::end_round))
+/// fires only the timers that were armed before it began: a timer armed while the round
+/// runs (by what an expired timer did) never fires in the same round, however early its
+/// deadline, and one due already is moved just past the round's `now`. So one
+/// `handle_timeout(t)` can never loop on timers it keeps re-arming, and leaves its next
+/// deadline later than `t` (unless `t` is [`Timestamp::MAX`], past which time cannot move).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
     deadlines: [Option<Timestamp>; 6],
+    /// Whether a round of firing is running.
+    in_round: bool,
+    /// Bit `timer as usize` is set when that timer was armed since the round began.
+    armed_in_round: u8,
 }
 
 impl Timers {
     pub(crate) fn set(&mut self, timer: Timer, at: Timestamp) {
         self.deadlines[timer as usize] = Some(at);
+        if self.in_round {
+            self.armed_in_round |= 1 << timer as usize;
+        }
+    }
+
+    /// Starts a round of firing: the timers armed now are the only ones it may fire.
+    pub(crate) fn begin_round(&mut self) {
+        self.in_round = true;
+        self.armed_in_round = 0;
+    }
+
+    /// Ends a round of firing at `now`: a timer armed during the round with a deadline at or
+    /// before `now` is moved to just after it, so the next deadline is later than `now`.
+    pub(crate) fn end_round(&mut self, now: Timestamp) {
+        let after = now.saturating_add(Duration::from_micros(1));
+        for timer in Timer::ALL {
+            let slot = &mut self.deadlines[timer as usize];
+            if self.armed_in_round & (1 << timer as usize) != 0 && slot.is_some_and(|at| at <= now)
+            {
+                *slot = Some(after);
+            }
+        }
+        self.in_round = false;
+        self.armed_in_round = 0;
     }
 
     pub(crate) fn stop(&mut self, timer: Timer) {
@@ -224,10 +260,13 @@ impl Timers {
     }
 
     /// Disarms and returns the first timer (in [`Timer::ALL`] order) whose deadline is at or
-    /// before `now`. Each expired timer fires once, however far `now` jumped.
+    /// before `now` and that was armed before the round began. Each expired timer fires
+    /// once, however far `now` jumped.
     pub(crate) fn pop_expired(&mut self, now: Timestamp) -> Option<(Timer, Timestamp)> {
+        let armed_in_round = self.armed_in_round;
         Timer::ALL
             .into_iter()
+            .filter(|&timer| armed_in_round & (1 << timer as usize) == 0)
             .find_map(|timer| match self.deadlines[timer as usize] {
                 Some(at) if at <= now => {
                     self.stop(timer);
@@ -332,6 +371,34 @@ mod tests {
         );
         assert_eq!(t.pop_expired(now), None);
         assert_eq!(t.next(), None);
+    }
+
+    #[test]
+    fn a_timer_armed_during_a_round_never_fires_in_it() {
+        let mut t = Timers::default();
+        let now = Timestamp::from_secs(10);
+        t.set(Timer::Connect, now);
+        t.begin_round();
+        assert_eq!(t.pop_expired(now), Some((Timer::Connect, now)));
+        // What the expired timer did: re-arm itself and another timer, both due already.
+        t.set(Timer::Connect, now);
+        t.set(Timer::Reconnect, Timestamp::ZERO);
+        assert_eq!(t.pop_expired(now), None);
+        t.end_round(now);
+        let after = now.saturating_add(Duration::from_micros(1));
+        assert_eq!(t.get(Timer::Connect), Some(after));
+        assert_eq!(t.get(Timer::Reconnect), Some(after));
+        assert_eq!(t.next(), Some(after));
+        // The next round fires them.
+        t.begin_round();
+        assert_eq!(t.pop_expired(after), Some((Timer::Connect, after)));
+        assert_eq!(t.pop_expired(after), Some((Timer::Reconnect, after)));
+        t.end_round(after);
+        // A timer armed in a round for later than `now` keeps its deadline.
+        t.begin_round();
+        t.set(Timer::Hello, Timestamp::from_secs(99));
+        t.end_round(after);
+        assert_eq!(t.get(Timer::Hello), Some(Timestamp::from_secs(99)));
     }
 
     #[test]

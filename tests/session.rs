@@ -243,32 +243,41 @@ fn failed_resumes_in_a_row_drop_the_session() {
     assert_clean(&sim);
 }
 
-#[test]
-fn a_stale_session_is_not_resumed_after_a_long_outage() {
-    // The resume URL opens but never says Hello: each attempt times out, backoff grows, and
-    // once the last ACK is over 15 minutes old the machine identifies at the main URL.
+/// A gateway whose first connection works, and whose later ones (to either URL) open but
+/// never say Hello: an outage the session cannot be resumed through.
+fn gateway_silent_after_the_first_connection() -> FakeGateway {
     let mut gateway = gateway();
     gateway
+        .connect_rule(MAIN, ConnectBehavior::Accept, Some(1))
+        .connect_rule(MAIN, ConnectBehavior::AcceptWithoutHello, None)
         .connect_rule(RESUME, ConnectBehavior::AcceptWithoutHello, None)
         .at(at_ms(20_000), ScriptAction::Drop);
-    // With the failed-resume breaker off, the stale cutoff alone decides.
-    let policy = SessionPolicy {
-        max_failed_resumes: u32::MAX,
-        ..SessionPolicy::default()
-    };
-    let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
+    gateway
+}
+
+#[test]
+fn a_stale_session_is_not_resumed_after_a_long_outage() {
+    // Neither URL says Hello: each attempt times out, alternating between the resume URL
+    // and the main URL, backoff grows, and once the last ACK is over 15 minutes old the
+    // machine identifies at the main URL.
+    let mut sim =
+        SimDriver::new(config(), 14, gateway_silent_after_the_first_connection()).unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
     let last_ack = sim.machine().session().unwrap().last_ack;
     assert!(last_ack < at_ms(20_000));
+    let cutoff = last_ack.saturating_add(secs(15 * 60));
+    sim.run_until(cutoff);
+    assert!(sim.machine().session().is_some(), "kept until the cutoff");
+    sim.gateway_mut().config_mut().connect_rules.clear();
     run_to_ready(&mut sim);
     let connects: Vec<_> = sim.trace().connects().skip(1).collect();
     let (identify_at, identify_url) = *connects.last().unwrap();
     assert_eq!(identify_url, MAIN_URL);
-    let cutoff = last_ack.saturating_add(secs(15 * 60));
     assert!(identify_at > cutoff, "{identify_at} vs {cutoff}");
-    for &(t, url) in &connects[..connects.len() - 1] {
-        assert_eq!(url, RESUME_URL, "at {t}");
+    for (i, &(t, url)) in connects[..connects.len() - 1].iter().enumerate() {
+        let want = if i % 2 == 0 { RESUME_URL } else { MAIN_URL };
+        assert_eq!(url, want, "at {t}");
         assert!(
             t <= cutoff,
             "a resume attempt at {t} after the cutoff {cutoff}"
@@ -281,23 +290,27 @@ fn a_stale_session_is_not_resumed_after_a_long_outage() {
         .all(|(_, d)| d.reason == DisconnectReason::HelloTimeout));
     assert!(!d.last().unwrap().1.resume);
     assert_eq!(sim.gateway().received_op(6).count(), 0);
+    assert_eq!(sim.gateway().received_op(2).count(), 2);
     assert_clean(&sim);
 }
 
 #[test]
 fn the_stale_cutoff_is_configurable() {
-    let mut gateway = gateway();
-    gateway
-        .connect_rule(RESUME, ConnectBehavior::AcceptWithoutHello, None)
-        .at(at_ms(20_000), ScriptAction::Drop);
     let policy = SessionPolicy {
         stale_after: secs(60),
         max_failed_resumes: u32::MAX,
     };
-    let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
+    let mut sim = SimDriver::new(
+        config().with_session_policy(policy),
+        14,
+        gateway_silent_after_the_first_connection(),
+    )
+    .unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
     let last_ack = sim.machine().session().unwrap().last_ack;
+    sim.run_until(last_ack.saturating_add(secs(60)));
+    sim.gateway_mut().config_mut().connect_rules.clear();
     run_to_ready(&mut sim);
     let (t, url) = sim.trace().connects().last().unwrap();
     assert_eq!(url, MAIN_URL);

@@ -878,8 +878,13 @@ impl Checker {
         }
     }
 
-    /// The driver reported the socket closed.
-    pub fn on_closed(&mut self) {
+    /// The driver reported a socket closed, with a close frame or without (`None`: the
+    /// transport failed). A socket being opened has no close frame to give: a frame
+    /// reported then is the late close of the socket closed before, and the attempt goes on.
+    pub fn on_closed(&mut self, frame: Option<CloseFrame<'_>>) {
+        if frame.is_some() && self.socket == Socket::Connecting {
+            return;
+        }
         self.socket = Socket::None;
     }
 
@@ -1189,7 +1194,7 @@ impl Run {
                         reason: "fuzz",
                     }),
                 };
-                self.checker.on_closed();
+                self.checker.on_closed(frame);
                 self.machine.handle_closed(now, frame);
             }
             Step::TimeoutAtDeadline { late_ms } => {
