@@ -25,6 +25,7 @@ pub struct CloseCode(pub u16);
 
 /// What a close code tells the machine to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseAction {
     /// Reconnect and resume the session.
     Resume,

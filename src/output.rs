@@ -18,6 +18,7 @@ use crate::time::Timestamp;
 /// Borrowed data (frame text, dispatch payloads) lives in the machine's reused buffers and
 /// is valid until the next call on the machine; copy what you keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output<'a> {
     /// Open a WebSocket to `url`, then report [`handle_connected`] or [`handle_closed`]`(None)`.
     ///
@@ -180,6 +181,7 @@ pub struct ReadyInfo {
 
 /// Something the application may want to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// Hello arrived: the heartbeat interval is known.
     Hello {
@@ -241,6 +243,7 @@ pub struct Disconnect {
 
 /// What ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// The server closed with this code.
     ServerClose(CloseCode),
@@ -267,6 +270,7 @@ pub enum DisconnectReason {
 
 /// Why the machine stopped for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum FatalReason {
     /// A close code that must not be retried (4004, 4010-4014).
     #[error("the gateway closed with {0}, which must not be retried")]
@@ -286,6 +290,7 @@ pub enum FatalReason {
 
 /// A message from the network that could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A text message was not UTF-8.
     #[error("text message is not valid UTF-8")]

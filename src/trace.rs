@@ -29,6 +29,7 @@ pub struct Decision {
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Cause {
     /// The machine was created, or the reconnect delay passed.
     ConnectDue,
@@ -81,6 +82,7 @@ pub enum Cause {
 
 /// The rule applied, named after where it comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Rule {
     /// A session exists and is not stale: resume it (on the resume URL when known).
     ResumeExistingSession,
@@ -195,6 +197,7 @@ impl Rule {
 
 /// What the machine does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Connect, to resume (on the resume URL when `resume_url`) or to identify.
     Connect {

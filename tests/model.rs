@@ -391,6 +391,7 @@ fn map_phase(p: Phase) -> MPhase {
         Phase::Connected => MPhase::Connected,
         Phase::Closed => MPhase::Closed,
         Phase::Fatal(_) => MPhase::Fatal,
+        other => panic!("a phase the model does not know: {other:?}"),
     }
 }
 
@@ -506,6 +507,10 @@ impl Run {
                     Event::Dispatch(d) => Out::OtherEvent(format!("dispatch s={}", d.sequence)),
                     other => Out::OtherEvent(format!("{other:?}")),
                 },
+                other => {
+                    let what = format!("an output the model does not know: {other:?}");
+                    self.fail(what)
+                }
             };
             outs.push(out);
         }
@@ -924,7 +929,15 @@ impl Run {
                 (e, Input::Other)
             }
             Step::Shutdown { keep } => {
-                self.m.shutdown(now, keep);
+                let result = self.m.shutdown(now, keep);
+                let expected = if was_terminal {
+                    Err(CommandError::Stopped)
+                } else {
+                    Ok(())
+                };
+                self.check(result == expected, || {
+                    format!("shutdown returned {result:?}, not {expected:?}")
+                });
                 (self.model.on_shutdown(keep), Input::Other)
             }
         };

@@ -57,6 +57,7 @@ impl Hand {
                 Output::Close(f) => Out::Close(f.code),
                 Output::Event(e) => Out::Event(format!("{e:?}")),
                 Output::Wait(_) => return outs,
+                other => panic!("an output this test does not know: {other:?}"),
             });
         }
         panic!("unbounded drain");

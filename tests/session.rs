@@ -9,7 +9,9 @@ use discord_gateway_proto::config::SessionPolicy;
 use discord_gateway_proto::sim::{
     ConnectBehavior, FakeGateway, FakeGatewayConfig, ScriptAction, SimDriver, Trigger,
 };
-use discord_gateway_proto::{DisconnectReason, Event, OpCode, Phase, Session, StartOptions};
+use discord_gateway_proto::{
+    DisconnectReason, Event, OpCode, Phase, Session, StartOptions, Timestamp,
+};
 
 fn message(n: u32) -> ScriptAction {
     ScriptAction::dispatch("MESSAGE_CREATE", format!(r#"{{"n":{n}}}"#))
@@ -176,7 +178,7 @@ fn a_resume_with_a_sequence_from_the_future_gets_op9_false() {
     // A saved session claims more than the server ever sent.
     let mut first = sim(1);
     run_to_ready(&mut first);
-    first.shutdown(true);
+    first.shutdown(true).unwrap();
     let mut session = first.machine().session().unwrap().clone();
     session.sequence = 99;
     let (_, gateway, _) = first.into_parts();
@@ -325,7 +327,7 @@ fn saved_session() -> (Session, FakeGateway) {
         .at(at_ms(4_000), message(2));
     run_to_ready(&mut sim);
     sim.run_until(at_ms(10_000));
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     let session = sim.machine().session().unwrap().clone();
     let json = serde_json::to_string(&session).unwrap();
     let restored: Session = serde_json::from_str(&json).unwrap();
@@ -414,5 +416,39 @@ fn a_saved_session_past_the_cutoff_identifies() {
                 "{age:?}"
             );
         }
+    }
+}
+
+/// A driver whose clock starts at zero restores a session older than the process (issue
+/// #14): the session is as old as it is, so the stale cutoff judges it right, with no need
+/// to start the clock at the session's age.
+#[test]
+fn a_session_older_than_the_process_keeps_its_age_with_a_clock_from_zero() {
+    for (age, resumes) in [(secs(14 * 60), true), (secs(16 * 60), false)] {
+        let (session, _) = saved_session();
+        let session = session.with_ack_age(age, Timestamp::ZERO);
+        assert_eq!(session.ack_age(Timestamp::ZERO), age);
+        let mut sim = SimDriver::with_options(
+            config(),
+            StartOptions {
+                session: Some(session),
+                ..StartOptions::default()
+            },
+            3,
+            Timestamp::ZERO,
+            gateway(),
+        )
+        .unwrap();
+        sim.run_for(secs(1));
+        let url = sim.trace().connects().next().unwrap().1.to_string();
+        let first = sim.trace().sent_opcodes()[0];
+        let expected = if resumes {
+            (RESUME_URL, OpCode::Resume)
+        } else {
+            (MAIN_URL, OpCode::Identify)
+        };
+        assert_eq!((url.as_str(), first), expected, "{age:?}");
+        // The clock was never shifted: the first connect is at zero.
+        assert_eq!(sim.trace().connects().next().unwrap().0, Timestamp::ZERO);
     }
 }

@@ -105,7 +105,7 @@ fn a_shutdown_during_an_outage_keeps_the_session() {
     let mut sim = outage(ConnectBehavior::Refuse, Timeouts::default(), 22);
     sim.run_until(at_ms(35_000));
     assert_ne!(sim.machine().phase(), Phase::Connected);
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     let kept = sim
         .trace()
         .other_events()
@@ -214,6 +214,7 @@ impl Hand {
                 Output::Close(f) => Out::Close(f.code),
                 Output::Event(e) => Out::Event(format!("{e:?}")),
                 Output::Wait(_) => return outs,
+                other => panic!("an output this test does not know: {other:?}"),
             });
         }
         panic!("unbounded drain");

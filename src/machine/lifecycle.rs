@@ -489,10 +489,9 @@ impl GatewayMachine {
         self.push_event(Event::Fatal(reason));
     }
 
+    /// `shutdown` once the machine is known not to be terminal.
     pub(crate) fn shut_down(&mut self, keep_session: bool) {
-        if self.phase.is_terminal() {
-            return;
-        }
+        debug_assert!(!self.phase.is_terminal());
         self.decide(
             Cause::Shutdown { keep_session },
             Rule::ShutdownClose,

@@ -19,6 +19,7 @@ use crate::time::Timestamp;
 
 /// How the driver answers [`Event::IdentifyRequested`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GrantPolicy {
     /// Grant at the same virtual time (right after the drain).
     Immediately,
@@ -30,6 +31,7 @@ pub enum GrantPolicy {
 
 /// A breach of the driver contract by the machine, seen by the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ContractViolation {
     /// `poll_output` did not return `Wait` within this many polls.
     DrainUnbounded(usize),
@@ -509,14 +511,15 @@ impl SimDriver {
     }
 
     /// Calls `shutdown` on the machine now, then drains.
-    pub fn shutdown(&mut self, keep_session: bool) {
+    pub fn shutdown(&mut self, keep_session: bool) -> Result<(), CommandError> {
         let terminal = self.machine.phase().is_terminal();
         self.trace
             .push(self.now, TraceKind::Shutdown { keep_session });
         let now = self.now;
         self.record(|r| r.record_shutdown(now, keep_session));
-        self.machine.shutdown(now, keep_session);
+        let result = self.machine.shutdown(now, keep_session);
         self.drain(terminal);
+        result
     }
 
     /// The server does `action` now, on the open connection; what it sends is delivered.

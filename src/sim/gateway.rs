@@ -29,6 +29,7 @@ impl fmt::Display for ConnectionId {
 
 /// What the fake does with a connection request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectBehavior {
     /// Accept after [`FakeGatewayConfig::connect_delay`], then send Hello.
     Accept,
@@ -160,6 +161,7 @@ impl Default for FakeGatewayConfig {
 
 /// When a scripted action happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Trigger {
     /// At this virtual time.
     At(Timestamp),
@@ -188,6 +190,7 @@ pub enum Trigger {
 
 /// Something the server does, on the connection open when it happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ScriptAction {
     /// A dispatch (op 0) with the next sequence number of the session. With no live
     /// connection, it is logged in the latest session as missed (replayed on Resume).
@@ -262,6 +265,7 @@ pub struct ScriptStep {
 
 /// What the server does on the wire, for the driver to carry to the client.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerAction {
     /// The connection is open.
     Accept,
@@ -309,6 +313,7 @@ pub struct ServerOutput {
 
 /// Who ended a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Closer {
     /// The client closed with this code.
     Client(u16),
@@ -411,6 +416,7 @@ pub struct ServerSession {
 
 /// Something the client did that Discord would not accept.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ViolationKind {
     /// The connection URL lacks `v=10` or `encoding=json`.
     BadUrl(String),

@@ -332,6 +332,7 @@ impl Model {
                     .unwrap_or(max)
                     .min(max),
             ),
+            other => panic!("a backoff schedule the model does not know: {other:?}"),
         }
     }
 

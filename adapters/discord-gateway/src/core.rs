@@ -317,12 +317,12 @@ impl ShardCore {
     /// follows.
     pub(crate) fn shutdown(&mut self, keep_session: bool) -> Option<Session> {
         let now = self.clock.now();
-        let was_stopped = self.machine.inner().phase().is_terminal();
-        on_machine!(&mut self.machine, m => m.shutdown(now, keep_session));
+        // `Err` only if the machine had stopped already (a fatal close ended the session).
+        let result = on_machine!(&mut self.machine, m => m.shutdown(now, keep_session));
         self.drain();
         self.stopped = true;
-        // A fatal close ended the session already; `false` ended it just now.
-        (keep_session && !was_stopped)
+        // `false` ends the session just now.
+        (keep_session && result.is_ok())
             .then(|| self.session())
             .flatten()
     }
@@ -450,6 +450,8 @@ impl ShardCore {
                         events.push_back(event);
                     }
                 }
+                // Outputs the protocol crate may add later: nothing this crate knows to do.
+                _ => {}
             }
         }
     }

@@ -219,6 +219,8 @@ async fn serve(
                         let _ = tx.send(Outbound::Drop);
                     }
                 }
+                // Actions the fake may learn later: nothing this server knows to do.
+                _ => say(&format!("#{n} unknown action")),
             }
         }
         // Answer the waits that are settled.
