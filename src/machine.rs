@@ -96,6 +96,10 @@ pub struct GatewayMachine {
     pub(crate) failed_resumes: u32,
     /// Dispatches received while resuming.
     pub(crate) replayed: u64,
+    /// The run of repeated sequence numbers being received: the number that continues it
+    /// and the session's sequence when it started (`(0, _)`: none). Only read when a
+    /// dispatch's number is not the next one.
+    pub(crate) repeat_run: (u64, u64),
     /// Outputs decided and not yet taken by `poll_output`.
     pub(crate) queue: OutputQueue,
     /// Commands waiting for READY / RESUMED.
@@ -111,8 +115,6 @@ pub struct GatewayMachine {
     pub(crate) inflater: Option<alloc::boxed::Box<Inflater>>,
     /// The 120-per-60-s send budget of the current connection.
     pub(crate) limiter: RateLimiter,
-    /// When the last op-1 request was answered (answers are coalesced in a storm).
-    pub(crate) last_requested_beat: Option<Timestamp>,
     /// Whether decisions are reported as events.
     pub(crate) trace: bool,
 }
@@ -172,6 +174,7 @@ impl GatewayMachine {
             attempts: 0,
             failed_resumes: 0,
             replayed: 0,
+            repeat_run: (0, 0),
             queue: OutputQueue::default(),
             held: VecDeque::new(),
             rx: String::new(),
@@ -179,7 +182,6 @@ impl GatewayMachine {
             spilled: None,
             inflater,
             limiter: RateLimiter::new(),
-            last_requested_beat: None,
             trace: false,
         };
         machine.start_connect();

@@ -257,13 +257,13 @@ fn a_stale_session_is_not_resumed_after_a_long_outage() {
     let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
-    let last_ack = sim.machine().session().unwrap().last_ack;
-    assert!(last_ack < at_ms(20_000));
+    let last_alive = sim.machine().session().unwrap().last_alive;
+    assert!(last_alive < at_ms(20_000));
     run_to_ready(&mut sim);
     let connects: Vec<_> = sim.trace().connects().skip(1).collect();
     let (identify_at, identify_url) = *connects.last().unwrap();
     assert_eq!(identify_url, MAIN_URL);
-    let cutoff = last_ack.saturating_add(secs(15 * 60));
+    let cutoff = last_alive.saturating_add(secs(15 * 60));
     assert!(identify_at > cutoff, "{identify_at} vs {cutoff}");
     for &(t, url) in &connects[..connects.len() - 1] {
         assert_eq!(url, RESUME_URL, "at {t}");
@@ -295,12 +295,12 @@ fn the_stale_cutoff_is_configurable() {
     let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
-    let last_ack = sim.machine().session().unwrap().last_ack;
+    let last_alive = sim.machine().session().unwrap().last_alive;
     run_to_ready(&mut sim);
     let (t, url) = sim.trace().connects().last().unwrap();
     assert_eq!(url, MAIN_URL);
-    assert!(t > last_ack.saturating_add(secs(60)));
-    assert!(t < last_ack.saturating_add(secs(180)), "{t}");
+    assert!(t > last_alive.saturating_add(secs(60)));
+    assert!(t < last_alive.saturating_add(secs(180)), "{t}");
 }
 
 /// Runs to READY, sees two dispatches, then shuts down keeping the session; returns the

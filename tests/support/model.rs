@@ -31,7 +31,9 @@ pub struct Policy {
     pub invalid_session_delay: (Duration, Duration),
 }
 
-pub const OP1_MIN_SPACING: Duration = Duration::from_secs(1);
+/// op-1 answers: a burst of this many, refilled one per [`OP1_REFILL`].
+pub const OP1_BURST: u32 = 5;
+pub const OP1_REFILL: Duration = Duration::from_secs(1);
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -150,7 +152,8 @@ pub struct Model {
     pub interval: Option<Duration>,
     pub beat_due: Option<Timestamp>,
     pub awaiting_ack: bool,
-    pub last_op1_answer: Option<Timestamp>,
+    /// The op-1 answers sent on this connection (the budget is a bucket over them).
+    pub op1_answers: Vec<Timestamp>,
 }
 
 impl Model {
@@ -171,7 +174,7 @@ impl Model {
             interval: None,
             beat_due: None,
             awaiting_ack: false,
-            last_op1_answer: None,
+            op1_answers: Vec::new(),
         };
         let mut e = Expect::default();
         m.connect(&mut e);
@@ -206,7 +209,7 @@ impl Model {
         self.interval = None;
         self.beat_due = None;
         self.awaiting_ack = false;
-        self.last_op1_answer = None;
+        self.op1_answers.clear();
     }
 
     /// Opens a connection: a stale session is dropped first; resumes go to the resume URL.
@@ -464,10 +467,7 @@ impl Model {
         if !self.phase.after_hello() {
             return e;
         }
-        let spaced = self
-            .last_op1_answer
-            .is_none_or(|t| self.now.saturating_duration_since(t) >= OP1_MIN_SPACING);
-        e.op1 = if !spaced {
+        e.op1 = if !self.op1_budget_left() {
             Op1::MustNot
         } else if sent_recently + 3 < 120 {
             Op1::Must
@@ -477,10 +477,30 @@ impl Model {
         e
     }
 
-    /// The machine answered an op 1 (learned: `May` leaves it to the machine).
+    /// Whether the bucket (OP1_BURST answers, one more per OP1_REFILL) has an answer left:
+    /// replayed from the answers sent, the bucket starting full.
+    fn op1_budget_left(&self) -> bool {
+        let burst = f64::from(OP1_BURST);
+        let refill = |tokens: f64, from: Option<Timestamp>, to: Timestamp| match from {
+            Some(from) => (tokens
+                + to.saturating_duration_since(from).as_secs_f64() / OP1_REFILL.as_secs_f64())
+            .min(burst),
+            None => tokens,
+        };
+        let mut tokens = burst;
+        let mut last = None;
+        for &at in &self.op1_answers {
+            tokens = refill(tokens, last, at) - 1.0;
+            last = Some(at);
+        }
+        refill(tokens, last, self.now) >= 1.0 - 1e-9
+    }
+
+    /// The machine answered an op 1 (learned: `May` leaves it to the machine). The answer
+    /// is timed by its ACK but is not what the next zombie verdict judges: only scheduled
+    /// beats are (an answer may go out just before the next scheduled beat).
     pub fn op1_answered(&mut self) {
-        self.last_op1_answer = Some(self.now);
-        self.awaiting_ack = true;
+        self.op1_answers.push(self.now);
     }
 
     pub fn on_reconnect_request(&mut self) -> Expect {
