@@ -164,6 +164,11 @@ impl Heartbeat {
         }
     }
 
+    /// Whether any message arrived since the last scheduled beat.
+    pub(crate) fn heard_since_beat(&self) -> bool {
+        self.heard_since_beat
+    }
+
     /// The server asked for a beat (op 1): whether the answer budget allows one now.
     pub(crate) fn may_answer(&mut self, now: Timestamp) -> bool {
         self.answers.try_take(now)

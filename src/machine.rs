@@ -106,6 +106,9 @@ pub struct GatewayMachine {
     pub(crate) held: VecDeque<(OpCode, String)>,
     /// The last message received (decompressed), which dispatch events borrow from.
     pub(crate) rx: String,
+    /// Messages of at most 1 MiB received in a row while `rx` is grown past that (see
+    /// `receive::RX_RETAIN`).
+    pub(crate) rx_quiet: u8,
     /// The last frame handed out by `poll_output`.
     pub(crate) tx: String,
     /// A dispatch copied out of `rx` because the driver did not drain before the next message.
@@ -178,6 +181,7 @@ impl GatewayMachine {
             queue: OutputQueue::default(),
             held: VecDeque::new(),
             rx: String::new(),
+            rx_quiet: 0,
             tx: String::new(),
             spilled: None,
             inflater,
@@ -320,7 +324,8 @@ impl GatewayMachine {
     /// receive buffer in its place.
     ///
     /// On return `buffer` is empty, with capacity to read the next message into (at most
-    /// 1 MiB of it is kept after a huge message). Outputs are the same as
+    /// 1 MiB of it is kept after a huge message, unless the message handed over is itself
+    /// over 1 MiB: large messages back to back reuse their buffers). Outputs are the same as
     /// [`handle_message`](Self::handle_message) with [`Message::Text`].
     ///
     /// For drivers that hold each message in a `String` of their own (a browser WebSocket

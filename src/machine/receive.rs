@@ -14,9 +14,17 @@ use crate::protocol::opcode::OpCode;
 use crate::protocol::rate_limited::RATE_LIMITED_EVENT;
 use crate::session::Session;
 
-/// The most receive-buffer capacity kept between messages: a larger buffer, grown for one
-/// huge message, is given back when the next message arrives.
+/// The receive-buffer capacity kept whatever the traffic. A buffer grown past it for a
+/// large message (a GUILD_CREATE of a big guild) is kept while large messages keep coming,
+/// so back-to-back ones do not regrow it each time, and given back once traffic has been
+/// small for [`RX_TRIM_AFTER`] messages in a row or for a heartbeat interval. It never
+/// exceeds the largest message accepted ([`Limits`](crate::config::Limits)).
 pub(crate) const RX_RETAIN: usize = 1 << 20;
+
+/// How many messages of at most [`RX_RETAIN`] bytes in a row make a grown receive buffer
+/// shrink back: a few small events between two large GUILD_CREATEs keep it, a stream of
+/// small ones does not.
+pub(crate) const RX_TRIM_AFTER: u8 = 4;
 
 /// Byte range of `part` inside `whole` (`part` must be a subslice of `whole`).
 fn range_in(whole: &str, part: &str) -> Range<usize> {
@@ -79,15 +87,17 @@ impl GatewayMachine {
         let envelope = read_envelope(buffer).map(|envelope| Located::new(buffer, &envelope));
         core::mem::swap(&mut self.rx, buffer);
         buffer.clear();
-        if buffer.capacity() > RX_RETAIN {
+        // The buffer given back stays grown only while large messages keep coming (the
+        // driver reads the next one into it).
+        if buffer.capacity() > RX_RETAIN && self.rx.len() <= RX_RETAIN {
             buffer.shrink_to(RX_RETAIN);
         }
         self.on_envelope(envelope);
     }
 
     /// Any message in any state: reports a message on a closed socket, spills undrained
-    /// dispatches, trims an oversized buffer, validates bytes and inflates binary. `None`
-    /// when there is no envelope to act on.
+    /// dispatches, keeps or trims a grown buffer, validates bytes and inflates binary.
+    /// `None` when there is no envelope to act on.
     #[inline(never)]
     fn read_any(&mut self, message: Message<'_>) -> Option<Result<Located, EnvelopeError>> {
         if !self.phase.has_open_socket() {
@@ -100,9 +110,7 @@ impl GatewayMachine {
             self.spill_pending_dispatches();
         }
         if self.rx.capacity() > RX_RETAIN {
-            // One huge message must not pin its buffer for the rest of the connection's life.
-            self.rx.clear();
-            self.rx.shrink_to(RX_RETAIN);
+            self.keep_or_trim_rx();
         }
         match message {
             Message::Text(text) => Some(self.keep_text(text)),
@@ -116,6 +124,23 @@ impl GatewayMachine {
             Message::Binary(bytes) => self
                 .inflate(bytes)
                 .then(|| read_envelope(&self.rx).map(|envelope| Located::new(&self.rx, &envelope))),
+        }
+    }
+
+    /// A grown receive buffer, before the next message: kept while large messages keep
+    /// coming; given back to [`RX_RETAIN`] once [`RX_TRIM_AFTER`] smaller ones came in a
+    /// row (one huge message must not pin its buffer for the rest of the connection's
+    /// life). `rx` still holds the previous message, which is what is counted.
+    fn keep_or_trim_rx(&mut self) {
+        if self.rx.len() > RX_RETAIN {
+            self.rx_quiet = 0;
+            return;
+        }
+        self.rx_quiet = self.rx_quiet.saturating_add(1);
+        if self.rx_quiet >= RX_TRIM_AFTER {
+            self.rx_quiet = 0;
+            self.rx.clear();
+            self.rx.shrink_to(RX_RETAIN);
         }
     }
 
