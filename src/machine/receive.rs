@@ -262,8 +262,10 @@ impl GatewayMachine {
     /// A message the envelope reader rejected (held in `rx`). A dispatch must not be lost
     /// for good, so what can still be read of it decides:
     ///
-    /// - its `t`, `s` and `d` can be told apart (e.g. a bad escape inside `d`): it is
-    ///   delivered as it came, with [`ProtocolError::DamagedDispatch`] just before it;
+    /// - its `t`, `s` and `d` can be told apart (e.g. a bad escape inside `d`) and it
+    ///   would be delivered if it were readable (a live or resuming connection, or READY
+    ///   while identifying): it is delivered as it came, with
+    ///   [`ProtocolError::DamagedDispatch`] just before it;
     /// - its `s` can be read but not its `t` or `d` (e.g. it was cut short): it is reported
     ///   as [`ProtocolError::LostDispatch`] and, if it is newer than the session's
     ///   sequence on a live or resuming connection, the connection is closed (session
