@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use common::{Clock, Control, CoreOptions, DriverCore, Settings, Sink};
 use discord_gateway_proto::sim::{
-    ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, Trigger,
+    ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, SimGuild, SimMessage, SimUser,
+    Trigger,
 };
 use discord_gateway_proto::{Backoff, FatalReason, GatewayConfig, Intents, Token};
 
@@ -72,29 +73,26 @@ fn script() -> FakeGateway {
         ready_delay: Duration::from_millis(80),
         resume_delay: Duration::from_millis(80),
         invalid_session_delay: Duration::from_millis(80),
-        ready_guilds: 2,
+        // 1. After READY: each guild's GUILD_CREATE, 100 ms apart.
+        guilds: vec![
+            SimGuild::new(81384788765712384, "Discord API"),
+            SimGuild::new(613425648685547541, "Rust"),
+        ],
+        guild_create_delay: Some(Duration::from_millis(100)),
         ..FakeGatewayConfig::default()
     };
+    let rust = config.guilds[1].clone();
+    let ferris = SimUser::person(41771983423143937, "ferris");
     let mut gateway = FakeGateway::new(config);
-    // 1. After READY: the guilds and a message.
-    gateway.dispatch_stream(
+    // Then a message.
+    gateway.after(
         Trigger::ReadySent(1),
-        Duration::from_millis(50),
-        Duration::from_millis(100),
-        [
-            (
-                "GUILD_CREATE",
-                r#"{"id":"81384788765712384","name":"Discord API"}"#,
-            ),
-            (
-                "GUILD_CREATE",
-                r#"{"id":"613425648685547541","name":"Rust"}"#,
-            ),
-            (
-                "MESSAGE_CREATE",
-                r#"{"channel_id":"1","content":"hello, gateway"}"#,
-            ),
-        ],
+        Duration::from_millis(250),
+        ScriptAction::Message(SimMessage::in_guild(
+            &rust,
+            ferris.clone(),
+            "hello, gateway",
+        )),
     );
     // 2. The first connection goes quiet after two ACKs. The client's zombie verdict comes
     // when its 4th beat is due (1 s after the 3rd); 150 ms later a message is sent into the
@@ -106,10 +104,11 @@ fn script() -> FakeGateway {
             beat: 3,
         },
         Duration::from_millis(1150),
-        ScriptAction::dispatch(
-            "MESSAGE_CREATE",
-            r#"{"channel_id":"1","content":"sent while you were away"}"#,
-        ),
+        ScriptAction::Message(SimMessage::in_guild(
+            &rust,
+            ferris,
+            "sent while you were away",
+        )),
     );
     // 3. op 7 after the first resume.
     gateway.after(
@@ -159,7 +158,8 @@ async fn story() -> Result<(), String> {
 
     let mut config = GatewayConfig::new(
         Token::new("demo-token"),
-        Intents::GUILDS | Intents::GUILD_MESSAGES,
+        // MESSAGE_CONTENT: without it the fake, like Discord, blanks guild messages' text.
+        Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT,
     )
     .with_gateway_url(main_url)
     // Reconnect 300 ms after a healthy connection ends (immediate by default), so the

@@ -33,10 +33,8 @@ fn main() -> ExitCode {
             }
             println!("{:>10}  in   {}", seconds(clock), describe(input));
         }
-        ReplayItem::Output { output, .. } => {
-            if !matches!(output, Line::Wait { .. }) {
-                println!("{:>10}  out  {}", seconds(clock), describe(output));
-            }
+        ReplayItem::Output { output, .. } if !matches!(output, Line::Wait { .. }) => {
+            println!("{:>10}  out  {}", seconds(clock), describe(output));
         }
         ReplayItem::Decision(decision) => {
             println!(
@@ -47,6 +45,8 @@ fn main() -> ExitCode {
                 decision.outcome
             )
         }
+        // `Wait` outputs, and kinds of step this example does not know.
+        _ => {}
     });
     match result {
         Ok(summary) => {
@@ -118,5 +118,6 @@ fn describe(line: &Line) -> String {
         Line::Wait { deadline } => format!("wait {deadline:?}"),
         Line::Ok => "ok".into(),
         Line::Err { error } => format!("error: {error}"),
+        other => format!("{other:?}"),
     }
 }

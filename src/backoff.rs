@@ -8,6 +8,7 @@ use crate::rng::Prng;
 
 /// The shape of the delay curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum BackoffSchedule {
     /// Attempt 1 waits `initial`, each later one twice as long up to `max`; with `jitter`,
     /// each delay is drawn uniformly from its upper half (`[d/2, d)`), so that many shards

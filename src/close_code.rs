@@ -1,4 +1,18 @@
 //! Close codes and what each one means for the session: resume, identify anew, or stop.
+//!
+//! | code | meaning | the machine |
+//! |---|---|---|
+//! | 4000, 4001, 4005, 4008 | unknown error, unknown opcode, already authenticated, rate limited | reconnect, resume |
+//! | 4002 | decode error | reconnect, resume; in answer to an Identify (phase `Identifying`): retried once, and a second 4002 in a row stops with [`FatalReason::IdentifyUndecodable`](crate::FatalReason::IdentifyUndecodable) |
+//! | 4003 | not authenticated | reconnect, identify anew |
+//! | 4004 | authentication failed | stop ([`FatalReason::CloseCode`](crate::FatalReason::CloseCode)) |
+//! | 4007, 4009 | invalid seq, session timed out | reconnect, identify anew |
+//! | 4010-4014 | invalid shard, sharding required, invalid API version, invalid / disallowed intents | stop |
+//! | 1000-range, unknown | | reconnect, resume |
+//!
+//! A close frame reported while the machine is connecting cannot belong to the connection
+//! being opened: it is the late close of a socket the machine already closed, and is
+//! ignored.
 
 use core::fmt;
 
@@ -11,6 +25,7 @@ pub struct CloseCode(pub u16);
 
 /// What a close code tells the machine to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseAction {
     /// Reconnect and resume the session.
     Resume,
@@ -55,7 +70,9 @@ impl CloseCode {
     pub const DISALLOWED_INTENTS: CloseCode = CloseCode(4014);
 
     /// What the machine does when the server closes with this code. Unknown codes and
-    /// 1000-range codes from the server: reconnect and resume.
+    /// 1000-range codes from the server: reconnect and resume. (One exception depends on
+    /// the phase, not the code alone: 4002 in answer to two Identifies in a row stops the
+    /// machine; see the module docs.)
     pub const fn action(self) -> CloseAction {
         match self.0 {
             4004 | 4010..=4014 => CloseAction::Fatal,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::backoff::Backoff;
-use crate::protocol::commands::UpdatePresence;
+use crate::protocol::commands::{UpdatePresence, MAX_FRAME_BYTES};
 use crate::protocol::intents::Intents;
 use crate::protocol::url::{gateway_url, GatewayUrlError, DEFAULT_GATEWAY_URL};
 
@@ -89,20 +89,26 @@ impl Default for IdentifyProperties {
 }
 
 /// Compression of the data Discord sends.
+///
+/// Every variant exists whatever the crate features, so a `match` on it compiles the same in
+/// every build; a compression whose feature is off in this build (see
+/// [`feature`](Self::feature)) is refused by [`GatewayConfig::validate`] with
+/// [`ConfigError::CompressionUnavailable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Compression {
     /// Plain JSON text messages.
     #[default]
     None,
-    /// `compress=zlib-stream`: one zlib context for the whole connection.
-    #[cfg(feature = "zlib-stream")]
+    /// `compress=zlib-stream`: one zlib context for the whole connection (feature
+    /// `zlib-stream`).
     ZlibStream,
-    /// `compress=zstd-stream`: one zstd context for the whole connection.
-    #[cfg(feature = "zstd-stream")]
+    /// `compress=zstd-stream`: one zstd context for the whole connection (feature
+    /// `zstd-stream`).
     ZstdStream,
-    /// Identify `compress: true`: some messages arrive as single zlib payloads.
-    #[cfg(feature = "zlib-stream")]
+    /// Identify `compress: true`: some messages arrive as single zlib payloads (feature
+    /// `zlib-stream`).
     Payload,
 }
 
@@ -110,28 +116,51 @@ impl Compression {
     /// The value of the URL's `compress` query parameter, if any.
     pub const fn query_value(self) -> Option<&'static str> {
         match self {
-            Compression::None => None,
-            #[cfg(feature = "zlib-stream")]
+            Compression::None | Compression::Payload => None,
             Compression::ZlibStream => Some("zlib-stream"),
-            #[cfg(feature = "zstd-stream")]
             Compression::ZstdStream => Some("zstd-stream"),
-            #[cfg(feature = "zlib-stream")]
-            Compression::Payload => None,
         }
     }
 
     /// Whether Identify asks for payload compression (`compress: true`).
     pub const fn identify_compress(self) -> bool {
-        #[cfg(feature = "zlib-stream")]
-        if let Compression::Payload = self {
-            return true;
+        matches!(self, Compression::Payload)
+    }
+
+    /// The crate feature this compression needs, if any.
+    pub const fn feature(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::ZlibStream | Compression::Payload => Some("zlib-stream"),
+            Compression::ZstdStream => Some("zstd-stream"),
         }
-        false
+    }
+
+    /// `Ok` if this build can decompress it, else the [`ConfigError`] that says which feature
+    /// is missing.
+    pub(crate) fn check_available(self) -> Result<(), ConfigError> {
+        match self.feature() {
+            Some(feature) if !self.is_available() => Err(ConfigError::CompressionUnavailable {
+                compression: self,
+                feature,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this build can decompress it (its [`feature`](Self::feature) is on).
+    pub const fn is_available(self) -> bool {
+        match self {
+            Compression::None => true,
+            Compression::ZlibStream | Compression::Payload => cfg!(feature = "zlib-stream"),
+            Compression::ZstdStream => cfg!(feature = "zstd-stream"),
+        }
     }
 }
 
 /// What counts as proof that a connection is alive between two heartbeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Liveness {
     /// Only a Heartbeat ACK (Discord's documented rule).
     #[default]
@@ -164,15 +193,19 @@ impl Default for HeartbeatPolicy {
     }
 }
 
-/// Deadlines for a connection that stalls before it is ready.
+/// Deadlines for a connection that stalls before it is ready. Each must be longer than
+/// zero ([`ConfigError::ZeroTimeout`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeouts {
     /// From `Connect` to `handle_connected`.
     pub connect: Duration,
     /// From the socket opening to Hello.
     pub hello: Duration,
-    /// From sending Identify or Resume to READY or RESUMED. Replays of long outages take a
-    /// while; the default is generous.
+    /// How long the server may stay silent while the machine waits for READY or RESUMED:
+    /// counted from sending Identify or Resume, and again from each dispatch replayed
+    /// before RESUMED, so a long replay that keeps coming is never cut off; only silence
+    /// is. Heartbeat ACKs are not progress: a server that ACKs but never finishes the
+    /// handshake still times out.
     pub ready: Duration,
 }
 
@@ -186,14 +219,24 @@ impl Default for Timeouts {
     }
 }
 
-/// Session policy: when a saved session is too old to resume.
+/// Session policy: when a session is given up.
+///
+/// A session is kept through everything that does not say it is gone: a network outage
+/// (connections refused, timing out or dropped before Hello, on either URL), op 7, a lost
+/// transport, a resumable close code. It is dropped, and the machine identifies anew, only
+/// when the server rejects it (op 9 `false`, close 4007 or 4009, or 4003), when it is
+/// stale, or when the resume circuit breaker trips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionPolicy {
     /// A session whose last ACK is older than this is not resumed; the machine identifies
-    /// instead. Discord publishes no resume window; 15 minutes is the seed's heuristic.
+    /// instead. Discord publishes no resume window; 15 minutes is the seed's heuristic. It
+    /// also bounds how long an outage is ridden out with the session kept.
     pub stale_after: Duration,
-    /// After this many resumes in a row that fail (invalid session, or the connection closes
-    /// before RESUMED), the session is dropped and the machine identifies.
+    /// The resume circuit breaker: after this many resumes in a row that the server
+    /// received and did not complete (op 9 `true`, or the connection ends between Resume
+    /// and RESUMED, silence included), the session is dropped and the machine identifies.
+    /// Attempts that end before Hello (the Resume never reached a server: a network outage)
+    /// and op 7 (the server asking for a reconnect) do not count.
     pub max_failed_resumes: u32,
 }
 
@@ -237,6 +280,46 @@ pub struct Limits {
     pub max_message_size: usize,
     /// The most compressed bytes buffered while waiting for a message's end. Default 16 MiB.
     pub max_buffered_compressed: usize,
+    /// The largest window a zstd-stream frame may declare, in bytes (rounded down to a power
+    /// of two; at least 1 KiB). libzstd allocates the window a frame header asks for, up to
+    /// 2 GiB, before any data arrives: this bounds what one connection's decompressor can
+    /// make the process allocate. A frame declaring more is refused
+    /// ([`InflateError::WindowTooLarge`](crate::inflate::InflateError::WindowTooLarge), then
+    /// a reconnect that keeps the session). (zlib's window is always 32 KiB.)
+    ///
+    /// Default 8 MiB ([`DEFAULT_MAX_WINDOW`]): Discord's zstd-stream frames declare 256 KiB
+    /// (window log 18, e.g. the Hello captured in twilight-gateway's tests), so the default
+    /// leaves 32 times that for a change on Discord's side, and it is the bound RFC 8878
+    /// recommends every decoder accept (what zstd's levels 1-19 use at most).
+    #[serde(default = "default_max_window")]
+    pub max_window: usize,
+}
+
+/// The default of [`Limits::max_window`]: 8 MiB.
+pub const DEFAULT_MAX_WINDOW: usize = 8 * 1024 * 1024;
+
+/// The smallest [`Limits::max_window`]: zstd's smallest window, 1 KiB.
+pub const MIN_MAX_WINDOW: usize = 1 << 10;
+
+fn default_max_window() -> usize {
+    DEFAULT_MAX_WINDOW
+}
+
+impl Limits {
+    /// The base-2 logarithm of the largest zstd window accepted (libzstd's
+    /// `ZSTD_d_windowLogMax`): [`max_window`](Self::max_window) rounded down to a power of
+    /// two, at most 2^31 bytes (2^30 on 32-bit targets, libzstd's limits).
+    pub fn max_window_log(&self) -> Result<u32, ConfigError> {
+        if self.max_window < MIN_MAX_WINDOW {
+            return Err(ConfigError::MaxWindow(self.max_window));
+        }
+        let most = if cfg!(target_pointer_width = "32") {
+            30
+        } else {
+            31
+        };
+        Ok(self.max_window.ilog2().min(most))
+    }
 }
 
 impl Default for Limits {
@@ -245,6 +328,7 @@ impl Default for Limits {
             command_queue: 64,
             max_message_size: 64 * 1024 * 1024,
             max_buffered_compressed: 16 * 1024 * 1024,
+            max_window: DEFAULT_MAX_WINDOW,
         }
     }
 }
@@ -290,6 +374,7 @@ pub struct GatewayConfig {
 
 /// Why a configuration was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `shard.id >= shard.count` or `shard.count == 0`.
     #[error("invalid shard {0}: the id must be below a non-zero count")]
@@ -309,6 +394,33 @@ pub enum ConfigError {
     /// The token is empty.
     #[error("the token is empty")]
     EmptyToken,
+    /// [`Limits::max_window`] is below zstd's smallest window, 1 KiB.
+    #[error("max_window must be at least 1024 bytes, not {0}")]
+    MaxWindow(usize),
+    /// The compression needs a crate feature that is off in this build.
+    #[error("{compression:?} compression needs the crate feature `{feature}`, which is off")]
+    CompressionUnavailable {
+        /// The compression asked for.
+        compression: Compression,
+        /// The feature it needs ([`Compression::feature`]).
+        feature: &'static str,
+    },
+    /// A stall timeout ([`Timeouts`]) is zero: nothing can happen in no time, and a machine
+    /// with it would give up on every connection the moment it starts.
+    #[error("the {0} timeout must be longer than zero")]
+    ZeroTimeout(&'static str),
+    /// The Identify this configuration produces does not fit in one gateway message
+    /// (Discord closes with 4002 and the same Identify would be sent again forever). `size`
+    /// is computed with the longest shard numbers, so it holds for every shard; shorten the
+    /// presence or the properties.
+    #[error("the Identify payload is {size} bytes, over the gateway's limit of {limit}")]
+    IdentifyTooLarge {
+        /// The serialized Identify's size in bytes, token included.
+        size: usize,
+        /// The most bytes one gateway message may have
+        /// ([`MAX_FRAME_BYTES`]).
+        limit: usize,
+    },
 }
 
 impl GatewayConfig {
@@ -416,6 +528,8 @@ impl GatewayConfig {
                 return Err(ConfigError::LargeThreshold(t));
             }
         }
+        self.compression.check_available()?;
+        self.limits.max_window_log()?;
         gateway_url(&self.gateway_url, self.compression)?;
         if self.heartbeat.missed_acks_before_zombie == 0 {
             return Err(ConfigError::MissedAcks);
@@ -424,7 +538,30 @@ impl GatewayConfig {
         if min > max {
             return Err(ConfigError::InvalidSessionDelay);
         }
+        for (name, timeout) in [
+            ("connect", self.timeouts.connect),
+            ("hello", self.timeouts.hello),
+            ("ready", self.timeouts.ready),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::ZeroTimeout(name));
+            }
+        }
+        let size = self.largest_identify_size();
+        if size > MAX_FRAME_BYTES {
+            return Err(ConfigError::IdentifyTooLarge {
+                size,
+                limit: MAX_FRAME_BYTES,
+            });
+        }
         Ok(())
+    }
+
+    /// The size of this configuration's Identify for the shard whose `[id, count]` is the
+    /// longest to write, so that no shard's Identify is larger.
+    fn largest_identify_size(&self) -> usize {
+        let longest = ShardId::new(u32::MAX - 1, u32::MAX);
+        crate::protocol::payloads::identify(self, longest).len()
     }
 
     pub(crate) fn validate_shard(&self, shard: ShardId) -> Result<(), ConfigError> {
@@ -470,5 +607,129 @@ mod tests {
             GatewayConfig::new(Token::new(""), Intents::GUILDS).validate(),
             Err(ConfigError::EmptyToken)
         );
+    }
+
+    #[test]
+    fn max_window_below_one_kib_is_refused_and_rounds_down_to_a_power_of_two() {
+        let with = |max_window| {
+            GatewayConfig::new(Token::new("t"), Intents::GUILDS).with_limits(Limits {
+                max_window,
+                ..Limits::default()
+            })
+        };
+        assert_eq!(with(1023).validate(), Err(ConfigError::MaxWindow(1023)));
+        assert_eq!(with(1024).validate(), Ok(()));
+        assert_eq!(with(1024).limits.max_window_log(), Ok(10));
+        assert_eq!(with((8 << 20) + 1).limits.max_window_log(), Ok(23));
+        assert_eq!(Limits::default().max_window_log(), Ok(23));
+        assert_eq!(
+            with(usize::MAX).limits.max_window_log().unwrap(),
+            if cfg!(target_pointer_width = "32") {
+                30
+            } else {
+                31
+            }
+        );
+    }
+
+    /// Configurations saved before `max_window` existed (recording headers) still load.
+    #[test]
+    fn limits_without_max_window_deserialize_with_the_default() {
+        let limits: Limits = serde_json::from_str(
+            r#"{"command_queue":64,"max_message_size":67108864,"max_buffered_compressed":16777216}"#,
+        )
+        .unwrap();
+        assert_eq!(limits, Limits::default());
+    }
+
+    /// Every compression exists in every build; one whose feature is off is refused by
+    /// `validate` (and so by `GatewayMachine::new`), naming the feature.
+    #[test]
+    fn compression_whose_feature_is_off_is_a_config_error() {
+        let base = GatewayConfig::new(Token::new("t"), Intents::GUILDS);
+        let all = [
+            (Compression::None, true, None),
+            (
+                Compression::ZlibStream,
+                cfg!(feature = "zlib-stream"),
+                Some("zlib-stream"),
+            ),
+            (
+                Compression::Payload,
+                cfg!(feature = "zlib-stream"),
+                Some("zlib-stream"),
+            ),
+            (
+                Compression::ZstdStream,
+                cfg!(feature = "zstd-stream"),
+                Some("zstd-stream"),
+            ),
+        ];
+        for (compression, on, feature) in all {
+            assert_eq!(compression.is_available(), on, "{compression:?}");
+            assert_eq!(compression.feature(), feature, "{compression:?}");
+            let result = base.clone().with_compression(compression).validate();
+            match feature {
+                Some(feature) if !on => assert_eq!(
+                    result,
+                    Err(ConfigError::CompressionUnavailable {
+                        compression,
+                        feature
+                    })
+                ),
+                _ => assert_eq!(result, Ok(()), "{compression:?}"),
+            }
+            assert_eq!(
+                crate::inflate::Decompressor::new(compression, &base.limits).is_ok(),
+                on,
+                "{compression:?}"
+            );
+            let machine = crate::GatewayMachine::with_options(
+                base.clone().with_compression(compression),
+                crate::StartOptions::default(),
+                7,
+                crate::Timestamp::ZERO,
+            );
+            assert_eq!(machine.is_ok(), on, "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let base = GatewayConfig::new(Token::new("t"), Intents::GUILDS);
+        for (name, timeouts) in [
+            (
+                "connect",
+                Timeouts {
+                    connect: Duration::ZERO,
+                    ..Timeouts::default()
+                },
+            ),
+            (
+                "hello",
+                Timeouts {
+                    hello: Duration::ZERO,
+                    ..Timeouts::default()
+                },
+            ),
+            (
+                "ready",
+                Timeouts {
+                    ready: Duration::ZERO,
+                    ..Timeouts::default()
+                },
+            ),
+        ] {
+            assert_eq!(
+                base.clone().with_timeouts(timeouts).validate(),
+                Err(ConfigError::ZeroTimeout(name))
+            );
+        }
+        let tiny = Timeouts {
+            connect: Duration::from_micros(1),
+            hello: Duration::from_micros(1),
+            ready: Duration::from_micros(1),
+        };
+        assert_eq!(base.with_timeouts(tiny).validate(), Ok(()));
     }
 }

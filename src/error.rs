@@ -6,6 +6,7 @@ use crate::protocol::opcode::OpCode;
 
 /// Why a command from the application was refused. Nothing was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// The machine has shut down or stopped for good.
     #[error("the machine has stopped")]

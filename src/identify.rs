@@ -110,6 +110,7 @@ impl IdentifyCoordinator for LocalCoordinator {
 
 /// What the queue tells its driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IdentifyOutput {
     /// This shard may identify now: call `grant_identify` on its machine.
     Grant(ShardId),

@@ -14,9 +14,9 @@
 //! # struct Socket; impl Socket { fn send(&mut self, _: &str) {} }
 //! let config = GatewayConfig::new(Token::new("..."), Intents::GUILDS | Intents::GUILD_MESSAGES)
 //!     .with_auto_grant(true);
-//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-//! # use rand_chacha::rand_core::SeedableRng;
-//! let mut machine = GatewayMachine::new(config, &mut rng, now()).expect("valid config");
+//! // Any `rand_core` 0.10 RNG (the seed of all of the machine's randomness), or a plain seed
+//! // through `GatewayMachine::with_options`.
+//! let mut machine = GatewayMachine::new(config, &mut rand::rng(), now()).expect("valid config");
 //! # let mut socket = Socket;
 //! loop {
 //!     // Drain after EVERY input or command, until Wait.
@@ -28,6 +28,7 @@
 //!             Output::Close(close) => { /* send `close` if possible, drop the socket now */ }
 //!             Output::Event(event) => println!("{event:?}"),
 //!             Output::Wait(deadline) => break deadline,
+//!             _ => {} // `Output` is non-exhaustive
 //!         }
 //!     };
 //!     // Sleep until `deadline` or the next socket event, then feed exactly one input:
@@ -59,8 +60,8 @@
 //!
 //! ## Time
 //!
-//! [`Timestamp`] is a plain number of microseconds from an origin the driver picks. The
-//! crate never reads a clock. A `now` that goes backwards is clamped; a long jump forward
+//! [`Timestamp`] is a plain number of microseconds from an origin the driver picks (signed:
+//! a restored session's last ACK may be before it). The crate never reads a clock. A `now` that goes backwards is clamped; a long jump forward
 //! (a suspended laptop) fires each expired timer once. With the `std` feature,
 //! [`time::InstantOrigin`] maps `std::time::Instant` to timestamps.
 //!
@@ -88,19 +89,35 @@
 //! replays it. Sequence gaps and repeats are reported ([`Event::SequenceGap`],
 //! [`Event::SequenceDuplicate`]) without changing what is delivered.
 //!
+//! A session is kept through whatever does not end it: a network outage (attempts to the
+//! resume URL that fail before Hello send the next attempt to the main URL, still to
+//! resume, and back), op 7, a lost transport, a resumable close code, a long replay. It is
+//! dropped, and the machine identifies anew, only when the server rejects it (op 9 `false`,
+//! close 4007 or 4009), when it is stale ([`config::SessionPolicy::stale_after`]), or when
+//! the resume circuit breaker trips ([`config::SessionPolicy::max_failed_resumes`]).
+//!
 //! ## Determinism
 //!
 //! The only randomness (heartbeat jitter, backoff jitter, the invalid-session wait) comes
-//! from a seed drawn once from the `rand_core` RNG given to [`GatewayMachine::new`] (or
-//! passed to [`GatewayMachine::with_options`]). Same configuration, seed and inputs: the
+//! from a seed drawn once from the RNG given to [`GatewayMachine::new`] (any
+//! [`rand_core::Rng`] of `rand_core` 0.10, such as `rand::rng()` from `rand` 0.10), or
+//! passed to [`GatewayMachine::with_options`] by a driver with no RNG at hand. Same configuration, seed and inputs: the
 //! same outputs, byte for byte.
 //!
 //! ## Features
 //!
 //! - `std` (default): [`time::InstantOrigin`] and `std::error::Error` impls. Without it the
 //!   crate is `no_std` + `alloc`.
-//! - `zlib-stream`, `zstd-stream`: transport compression.
+//! - `zlib-stream`, `zstd-stream`: transport compression. Every [`Compression`] variant
+//!   exists in every build; choosing one whose feature is off is a
+//!   [`ConfigError::CompressionUnavailable`](config::ConfigError::CompressionUnavailable).
 //! - `sim`: a fake gateway and a virtual-time driver, for tests and demos.
+//!
+//! ## Growing enums
+//!
+//! The enums that will gain variants ([`Output`], [`Event`], [`Phase`], [`DisconnectReason`],
+//! [`FatalReason`], [`ProtocolError`], [`CommandError`], [`OpCode`], ...) are
+//! `#[non_exhaustive]`: a `match` on them needs a `_` arm.
 //!
 //! ## `unsafe`
 //!
@@ -137,6 +154,10 @@ pub mod shard;
 pub mod sim;
 pub mod time;
 pub mod trace;
+
+/// The `rand_core` whose [`Rng`](rand_core::Rng) [`GatewayMachine::new`] takes (0.10, as
+/// `rand` 0.10 uses).
+pub use rand_core;
 
 pub use backoff::{Backoff, BackoffSchedule};
 pub use close_code::{CloseAction, CloseCode};

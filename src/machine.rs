@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::time::Duration;
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::config::{ConfigError, GatewayConfig, ShardId};
 use crate::error::CommandError;
@@ -33,6 +33,7 @@ use queue::{OutputQueue, Pending};
 /// machine (which copies what it keeps; see
 /// [`GatewayMachine::handle_text_buffer`] to hand over a `String` instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message<'a> {
     /// A text message.
     Text(&'a str),
@@ -74,8 +75,9 @@ pub struct StartOptions {
 ///
 /// # Time
 /// Every input takes `now`. A `now` earlier than one already seen is treated as the latest
-/// seen. A jump far forward fires each expired timer once (one beat or one zombie verdict),
-/// never a burst.
+/// seen, and one before the origin as the origin. A jump far forward fires each expired
+/// timer once (one beat or one zombie verdict), never a burst. A restored session's last
+/// ACK may be before the origin (see [`Session::with_ack_age`]).
 pub struct GatewayMachine {
     pub(crate) config: Arc<GatewayConfig>,
     pub(crate) shard: ShardId,
@@ -92,8 +94,14 @@ pub struct GatewayMachine {
     pub(crate) to_resume_url: bool,
     /// Failed connection attempts in a row (reset by READY / RESUMED).
     pub(crate) attempts: u32,
-    /// Failed resumes in a row (reset by RESUMED).
+    /// Failed resumes in a row (reset by RESUMED): resumes the server received and did not
+    /// complete, for the circuit breaker.
     pub(crate) failed_resumes: u32,
+    /// The next resume goes to the main URL: the last attempt, to the resume URL, ended
+    /// before Hello.
+    pub(crate) resume_via_main: bool,
+    /// Identifies in a row answered with close 4002 (reset by READY).
+    pub(crate) undecodable_identifies: u32,
     /// Dispatches received while resuming.
     pub(crate) replayed: u64,
     /// The run of repeated sequence numbers being received: the number that continues it
@@ -139,9 +147,26 @@ impl core::fmt::Debug for GatewayMachine {
 impl GatewayMachine {
     /// A machine for `config`, seeded from `rng` (its only randomness), starting at `now`.
     /// The first output is `Connect`.
-    pub fn new(
+    ///
+    /// `rng` is any [`rand_core::Rng`] of `rand_core` 0.10, the version `rand` 0.10 uses:
+    /// `&mut rand::rng()` will do. The machine draws one `u64` from it and never touches it
+    /// again. With no RNG at hand, or to reproduce a run, pass a seed to
+    /// [`with_options`](Self::with_options) instead.
+    ///
+    /// ```
+    /// use discord_gateway_proto::{GatewayConfig, GatewayMachine, Intents, Output, Timestamp, Token};
+    ///
+    /// let config = GatewayConfig::new(Token::new("..."), Intents::GUILDS);
+    /// let mut machine = GatewayMachine::new(config, &mut rand::rng(), Timestamp::ZERO)?;
+    /// assert!(matches!(machine.poll_output(), Output::Connect { .. }));
+    /// # Ok::<(), discord_gateway_proto::config::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The configuration's [`ConfigError`], from [`GatewayConfig::validate`].
+    pub fn new<R: Rng + ?Sized>(
         config: impl Into<Arc<GatewayConfig>>,
-        rng: &mut impl RngCore,
+        rng: &mut R,
         now: Timestamp,
     ) -> Result<Self, ConfigError> {
         Self::with_options(config, StartOptions::default(), rng.next_u64(), now)
@@ -150,6 +175,25 @@ impl GatewayMachine {
     /// A machine with a shard and/or a saved session, and an explicit seed for its random
     /// choices (heartbeat jitter, backoff jitter, the invalid-session wait). The same config,
     /// options, seed and inputs always give the same outputs.
+    ///
+    /// This is also the constructor for a driver with no RNG at hand (a `no_std` target, a
+    /// test): any `u64` that differs between processes (a hardware counter, the wall-clock
+    /// time, a shard number mixed with a start time) is seed enough. The seed only spreads
+    /// jitter; nothing secret depends on it.
+    ///
+    /// ```
+    /// use discord_gateway_proto::{GatewayConfig, GatewayMachine, Intents, StartOptions, Timestamp, Token};
+    ///
+    /// let config = GatewayConfig::new(Token::new("..."), Intents::GUILDS);
+    /// let seed = 0x5eed;
+    /// let options = StartOptions::default();
+    /// let machine = GatewayMachine::with_options(config, options, seed, Timestamp::ZERO)?;
+    /// # let _ = machine;
+    /// # Ok::<(), discord_gateway_proto::config::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The configuration's [`ConfigError`], or [`ConfigError::Shard`] for `options.shard`.
     pub fn with_options(
         config: impl Into<Arc<GatewayConfig>>,
         options: StartOptions,
@@ -158,10 +202,18 @@ impl GatewayMachine {
     ) -> Result<Self, ConfigError> {
         let config = config.into();
         config.validate()?;
+        // Inputs are at or after the origin (times before it are for the past, such as a
+        // restored session's last ACK): an earlier start counts as the origin.
+        let now = now.max(Timestamp::ZERO);
         let shard = options.shard.unwrap_or(config.shard);
         config.validate_shard(shard)?;
-        let inflater = (config.compression != crate::config::Compression::None)
-            .then(|| alloc::boxed::Box::new(Inflater::new(config.compression, &config.limits)));
+        let inflater = match config.compression {
+            crate::config::Compression::None => None,
+            compression => Some(alloc::boxed::Box::new(Inflater::new(
+                compression,
+                &config.limits,
+            )?)),
+        };
         let mut machine = GatewayMachine {
             config,
             shard,
@@ -176,6 +228,8 @@ impl GatewayMachine {
             to_resume_url: false,
             attempts: 0,
             failed_resumes: 0,
+            resume_via_main: false,
+            undecodable_identifies: 0,
             replayed: 0,
             repeat_run: (0, 0),
             queue: OutputQueue::default(),
@@ -345,11 +399,18 @@ impl GatewayMachine {
 
     /// A deadline from [`poll_timeout`](Self::poll_timeout) (or `Wait`) passed. Calls before
     /// any deadline are no-ops.
+    ///
+    /// Each timer that expired fires once. A timer armed by what they did (a reconnect
+    /// after a connect timeout, say) never fires in the same call, whatever the
+    /// configuration: afterwards the next deadline is later than `now` (at
+    /// [`Timestamp::MAX`], where time cannot move on, it stays there).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.advance(now);
+        self.timers.begin_round();
         while let Some((timer, deadline)) = self.timers.pop_expired(now) {
             self.on_timer(timer, deadline);
         }
+        self.timers.end_round(now);
     }
 
     // ----- C. commands -----
@@ -429,9 +490,17 @@ impl GatewayMachine {
     /// Closes the connection for good. With `keep_session`, closes with a code that keeps the
     /// session resumable (save [`session`](Self::session) to resume in a new machine);
     /// otherwise closes with 1000, which ends the session (the bot goes offline at once).
-    pub fn shutdown(&mut self, now: Timestamp, keep_session: bool) {
+    ///
+    /// # Errors
+    /// [`CommandError::Stopped`] if the machine had already stopped (shut down, or a fatal
+    /// close): nothing is output, and the session is left as it was.
+    pub fn shutdown(&mut self, now: Timestamp, keep_session: bool) -> Result<(), CommandError> {
         self.advance(now);
+        if self.phase.is_terminal() {
+            return Err(CommandError::Stopped);
+        }
         self.shut_down(keep_session);
+        Ok(())
     }
 
     // ----- D. outputs -----

@@ -17,6 +17,7 @@ use crate::time::Timestamp;
 /// Borrowed data (frame text, dispatch payloads) lives in the machine's reused buffers and
 /// is valid until the next call on the machine; copy what you keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output<'a> {
     /// Open a WebSocket to `url`, then report [`handle_connected`] or [`handle_closed`]`(None)`.
     ///
@@ -129,6 +130,7 @@ pub struct ReadyInfo {
 
 /// Something the application may want to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// Hello arrived: the heartbeat interval is known.
     Hello {
@@ -212,6 +214,7 @@ pub struct Disconnect {
 
 /// What ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// The server closed with this code.
     ServerClose(CloseCode),
@@ -238,6 +241,7 @@ pub enum DisconnectReason {
 
 /// Why the machine stopped for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
 pub enum FatalReason {
     /// A close code that must not be retried (4004, 4010-4014).
     #[error("the gateway closed with {0}, which must not be retried")]
@@ -248,10 +252,16 @@ pub enum FatalReason {
         /// Attempts made.
         attempts: u32,
     },
+    /// The gateway closed with 4002 (decode error) in answer to two Identifies in a row: it
+    /// cannot read the Identify this configuration produces, and sending it again would not
+    /// change that. Check the configuration (presence, properties, intents).
+    #[error("the gateway could not decode the Identify this configuration produces (4002 twice in a row)")]
+    IdentifyUndecodable,
 }
 
 /// A message from the network that could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A text message was not UTF-8.
     #[error("text message is not valid UTF-8")]

@@ -12,6 +12,7 @@ use crate::output::FatalReason;
 /// any ─► Fatal (close 4004, 4010-4014, attempts exhausted)   any ─► Closed (shutdown)
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Phase {
     /// No socket; waiting for the reconnect deadline.
     Disconnected,

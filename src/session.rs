@@ -10,9 +10,11 @@ use crate::time::Timestamp;
 /// A gateway session: everything needed to resume it, on this machine or on a new one
 /// after a process restart.
 ///
-/// `last_alive` is in the time base of the driver that produced it. A driver that persists
-/// a session across restarts either keeps a time origin that survives restarts (e.g. Unix
-/// time) or rebases it with [`Session::with_ack_age`] when restoring.
+/// `last_alive` is in the time base of the driver that produced it. A driver that persists a
+/// session across restarts either keeps a time origin that survives restarts (e.g. Unix
+/// time) or saves the session's age in wall-clock terms and rebases it with
+/// [`Session::with_ack_age`] when restoring; the clock of the new process can start at
+/// zero, as `last_alive` may be before the origin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// READY's `session_id`.
@@ -42,7 +44,9 @@ impl Session {
     }
 
     /// The same session with `last_alive` set to `age` before `now` (for restoring a saved
-    /// session into a driver with a different time origin).
+    /// session into a driver with a different time origin). `age` may be longer than the
+    /// time since the origin: `last_alive` is then before it, and the session is exactly `age`
+    /// old at `now` (so the stale cutoff judges it right).
     pub fn with_ack_age(mut self, age: Duration, now: Timestamp) -> Self {
         self.last_alive = now.saturating_sub(age);
         self
@@ -86,5 +90,26 @@ mod tests {
         let new = serde_json::to_string(&s).unwrap();
         assert!(new.contains(r#""last_alive":5000000"#), "{new}");
         assert_eq!(serde_json::from_str::<Session>(&new).unwrap(), s);
+    }
+
+    /// A session older than the process: restored into a clock that starts at zero, it is
+    /// as old as it is, not as old as the process.
+    #[test]
+    fn a_restored_session_keeps_an_age_longer_than_the_clock() {
+        let s = Session {
+            id: "abc".into(),
+            sequence: 5,
+            resume_url: None,
+            last_alive: Timestamp::from_secs(10),
+        };
+        let restored = s.with_ack_age(Duration::from_millis(119_700), Timestamp::ZERO);
+        assert_eq!(
+            restored.ack_age(Timestamp::ZERO),
+            Duration::from_millis(119_700)
+        );
+        let later = Timestamp::from_secs(800);
+        assert_eq!(restored.ack_age(later), Duration::from_millis(919_700));
+        assert!(restored.is_stale(later, Duration::from_secs(900)));
+        assert!(!restored.is_stale(Timestamp::from_secs(780), Duration::from_secs(900)));
     }
 }

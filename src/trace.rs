@@ -29,6 +29,7 @@ pub struct Decision {
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Cause {
     /// The machine was created, or the reconnect delay passed.
     ConnectDue,
@@ -81,6 +82,7 @@ pub enum Cause {
 
 /// The rule applied, named after where it comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Rule {
     /// A session exists and is not stale: resume it (on the resume URL when known).
     ResumeExistingSession,
@@ -117,10 +119,21 @@ pub enum Rule {
     InvalidSessionResumable,
     /// op 9 `false`: drop the session, wait 1-5 s, identify.
     InvalidSessionNotResumable,
-    /// The resume URL could not be reached: fall back to the main URL and identify.
+    /// The resume URL could not be reached (the attempt ended before Hello): the next
+    /// attempt resumes through the main URL. The session is kept.
     ResumeUrlFallback,
     /// Too many failed resumes in a row: identify instead.
     ResumeCircuitBreaker,
+    /// There is no session (none yet, or it was dropped): the next connection identifies,
+    /// whatever ended this one.
+    NoSessionToResume,
+    /// A close frame while connecting cannot come from the connection being opened: it is
+    /// the late close of a socket the machine already closed, and changes nothing.
+    LateCloseIgnored,
+    /// The server closed with 4002 (decode error) in answer to an Identify: the Identify
+    /// this configuration produces could not be read. Once may be a glitch; twice in a row
+    /// stops the machine.
+    IdentifyUndecodable,
     /// The reconnect attempt cap was reached.
     AttemptCap,
     /// A broken stream closes the connection with a resumable code.
@@ -130,6 +143,21 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Whether the rule says the next connection resumes. The machine never names such a
+    /// rule for a decision whose outcome identifies.
+    pub const fn promises_resume(self) -> bool {
+        matches!(
+            self,
+            Rule::ResumeExistingSession
+                | Rule::CloseCodeResume
+                | Rule::TransportLossResumes
+                | Rule::ReconnectAndResume
+                | Rule::InvalidSessionResumable
+                | Rule::ResumeUrlFallback
+                | Rule::BrokenStreamReconnects
+        )
+    }
+
     /// The rule in words.
     pub const fn describe(self) -> &'static str {
         match self {
@@ -154,8 +182,13 @@ impl Rule {
             Rule::InvalidSessionNotResumable => {
                 "op 9 false: session dropped, identify after a random 1-5 s wait"
             }
-            Rule::ResumeUrlFallback => "resume URL unreachable: main URL and identify",
+            Rule::ResumeUrlFallback => "resume URL unreachable: resume through the main URL",
             Rule::ResumeCircuitBreaker => "too many failed resumes in a row: identify",
+            Rule::NoSessionToResume => "no session (none yet, or dropped): identify",
+            Rule::LateCloseIgnored => "close frame while connecting: from the old socket, ignored",
+            Rule::IdentifyUndecodable => {
+                "4002 after Identify: the server cannot decode it (twice in a row: stop)"
+            }
             Rule::AttemptCap => "reconnect attempt cap reached",
             Rule::BrokenStreamReconnects => "broken stream: close and resume",
             Rule::ShutdownClose => "shutdown",
@@ -165,6 +198,7 @@ impl Rule {
 
 /// What the machine does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Connect, to resume (on the resume URL when `resume_url`) or to identify.
     Connect {

@@ -136,7 +136,7 @@ fn fatal_codes_stop_for_good() {
             m.handle_message(now, discord_gateway_proto::Message::Text(r#"{"op":11}"#))
         });
         sim.input("closed", |m, now| m.handle_closed(now, None));
-        sim.shutdown(false);
+        assert_eq!(sim.shutdown(false), Err(CommandError::Stopped));
         assert_eq!(sim.machine().phase(), Phase::Fatal(reason));
         assert_eq!(sim.trace().connects().count(), 1);
     }
@@ -177,7 +177,7 @@ fn shutdown_without_keeping_the_session_closes_with_1000_and_drops_it() {
     let mut sim = sim(5);
     run_to_ready(&mut sim);
     sim.run_until(at_ms(30_000));
-    sim.shutdown(false);
+    sim.shutdown(false).unwrap();
     let closes: Vec<_> = sim.trace().client_closes().collect();
     assert_eq!(closes, [(at_ms(30_000), 1000)]);
     assert_eq!(sim.machine().phase(), Phase::Closed);
@@ -203,7 +203,7 @@ fn shutdown_keeping_the_session_closes_with_a_resumable_code() {
     let mut sim = sim(5);
     run_to_ready(&mut sim);
     sim.run_until(at_ms(30_000));
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     let closes: Vec<_> = sim.trace().client_closes().collect();
     assert_eq!(closes.len(), 1);
     let code = closes[0].1;
@@ -224,6 +224,26 @@ fn shutdown_keeping_the_session_closes_with_a_resumable_code() {
 }
 
 #[test]
+fn shutdown_of_a_stopped_machine_is_refused_and_changes_nothing() {
+    let mut sim = sim(5);
+    run_to_ready(&mut sim);
+    sim.run_until(at_ms(30_000));
+    assert_eq!(sim.shutdown(true), Ok(()));
+    let before = sim.trace().len();
+    // A second shutdown, even one that would end the session, is refused like `send`:
+    // nothing is output, and the kept session stays kept.
+    assert_eq!(sim.shutdown(false), Err(CommandError::Stopped));
+    assert_eq!(sim.machine().phase(), Phase::Closed);
+    assert_eq!(sim.machine().session().unwrap().id, "sim-session-1");
+    assert_eq!(sim.trace().client_closes().count(), 1);
+    assert_eq!(
+        sim.trace().len(),
+        before + 1,
+        "only the shutdown input itself is traced"
+    );
+}
+
+#[test]
 fn shutdown_while_disconnected_sends_nothing() {
     let mut sim = SimDriver::new(
         config().with_reconnect(discord_gateway_proto::Backoff::seed_linear()),
@@ -234,7 +254,7 @@ fn shutdown_while_disconnected_sends_nothing() {
     sim.gateway_mut().at(at_ms(10_000), ScriptAction::Drop);
     sim.run_until(at_ms(11_000));
     assert_eq!(sim.machine().phase(), Phase::Disconnected);
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     assert_eq!(sim.trace().client_closes().count(), 0);
     assert_eq!(sim.machine().phase(), Phase::Closed);
     sim.run_for(secs(60));

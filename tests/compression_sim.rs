@@ -171,7 +171,8 @@ fn a_decompression_bomb_is_cut_at_the_limit_and_the_session_survives() {
             "{compression:?}"
         );
         // Buffers stay near the message limit; zstd's context also keeps the stream's
-        // window (the compressor picked one for an 8 MiB message; libzstd caps it at 2^27).
+        // window (the compressor picked one for an 8 MiB message; `Limits::max_window`, 8 MiB
+        // by default, caps it).
         let window = if compression.query_value() == Some("zlib-stream") {
             0
         } else {

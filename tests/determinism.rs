@@ -30,7 +30,7 @@ fn scenario(seed: u64) -> (Trace, String) {
         .stop_acking_after(3, None);
     let mut sim = SimDriver::new(config(), seed, gateway).unwrap();
     sim.run_until(at_ms(40_000));
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     let mut sim2 = {
         let (machine, gateway, _) = sim.into_parts();
         let session = machine.session().cloned();

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::{Clock, Control, CoreOptions, DriverCore, Settings, Summary};
 use discord_gateway_proto::close_code::CloseCode;
 use discord_gateway_proto::sim::{
-    Closer, ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, Trigger,
+    Closer, ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, SimGuild, Trigger,
 };
 use discord_gateway_proto::{FatalReason, GatewayConfig, Intents, Token};
 
@@ -57,7 +57,9 @@ fn fast_gateway() -> FakeGateway {
         ready_delay: Duration::from_millis(20),
         resume_delay: Duration::from_millis(20),
         invalid_session_delay: Duration::from_millis(20),
-        ready_guilds: 1,
+        // READY lists guild 1; the scenarios script its GUILD_CREATE themselves.
+        guilds: vec![SimGuild::new(1, "sim guild")],
+        guild_create_delay: None,
         ..FakeGatewayConfig::default()
     })
 }

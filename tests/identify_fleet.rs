@@ -72,6 +72,7 @@ impl Fleet {
                         self.shards[id.id as usize].grant_identify().unwrap();
                     }
                     IdentifyOutput::Exhausted { .. } => self.exhausted.push(now),
+                    other => panic!("an identify output this test does not know: {other:?}"),
                 }
             }
         }

@@ -89,7 +89,8 @@ mod zlib {
     fn no_allocation_per_message_in_steady_state() {
         let messages = messages();
         let frames = stream(&messages);
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         // Every fourth message arrives in two pieces (through the buffer).
         let feed_all = |d: &mut Decompressor, out: &mut Vec<u8>| {
@@ -124,7 +125,8 @@ mod zlib {
                 out
             })
             .collect();
-        let mut d = Decompressor::new(Compression::Payload, &Limits::default());
+        let mut d = Decompressor::new(Compression::Payload, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for frame in &frames {
             assert_eq!(d.feed(frame, &mut out), Ok(true));
@@ -144,7 +146,8 @@ mod zlib {
         let frames = stream(&messages);
         let mut out = Vec::with_capacity(1 << 20);
         let (d, _, live) = counted(|| {
-            let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+            let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+                .expect("available compression");
             assert_eq!(d.feed(&frames[0], &mut out), Ok(true));
             // A split message leaves the buffer with capacity.
             let f = &frames[1];
@@ -179,7 +182,8 @@ mod zstd_stream {
                 std::mem::take(encoder.get_mut())
             })
             .collect();
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for frame in &frames[..8] {
             assert_eq!(d.feed(frame, &mut out), Ok(true));

@@ -165,29 +165,37 @@ fn op7_instead_of_hello_resumes_nothing_and_identifies() {
 }
 
 #[test]
-fn a_failed_connect_to_the_resume_url_falls_back_to_the_main_url_and_identifies() {
+fn a_failed_connect_to_the_resume_url_falls_back_to_the_main_url_and_resumes() {
     let mut sim = sim(4);
     sim.gateway_mut()
         .connect_rule(RESUME, ConnectBehavior::Refuse, None)
         .at(at_ms(20_000), ScriptAction::Reconnect);
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
-    let ready = run_to_ready(&mut sim);
+    let resumed = run_to_resumed(&mut sim);
     let connects: Vec<_> = sim.trace().connects().collect();
     assert_eq!(connects.len(), 3);
     assert_eq!(connects[1], (at_ms(20_000), RESUME_URL));
     assert_eq!(connects[2].1, MAIN_URL);
     let d = disconnects(&sim);
     assert_eq!(d[1].1.reason, DisconnectReason::TransportLost);
-    assert!(!d[1].1.resume, "falls back to identify");
+    assert!(
+        d[1].1.resume,
+        "the session is kept: resume through the main URL"
+    );
     // The fallback is the second attempt in a row: exponential backoff's first step.
     let wait = connects[2].0.saturating_duration_since(connects[1].0);
     assert!(wait >= ms(500) && wait < ms(1_000), "{wait:?}");
     assert_eq!(connects[2].0, d[1].1.reconnect_at);
-    assert_eq!(sim.gateway().received_op(6).count(), 0);
-    assert_eq!(sim.gateway().received_op(2).count(), 2);
-    assert_eq!(sim.machine().session().unwrap().id, "sim-session-2");
-    assert!(ready > connects[2].0);
+    let resumes: Vec<_> = sim
+        .gateway()
+        .received_op(6)
+        .map(|f| f.connection.0)
+        .collect();
+    assert_eq!(resumes, [3], "Resume sent on the main URL's connection");
+    assert_eq!(sim.gateway().received_op(2).count(), 1);
+    assert_eq!(sim.machine().session().unwrap().id, "sim-session-1");
+    assert!(resumed > connects[2].0);
     assert_clean(&sim);
 }
 

@@ -4,6 +4,11 @@
 //! the real machine by hand, and after EVERY step the machine is checked against the
 //! reference model in `support/model.rs` and the driver contract.
 //!
+//! Each run also draws its configuration: stall timeouts (down to a millisecond), the
+//! reconnect backoff (exponential or linear, with or without jitter, zero delays included),
+//! the heartbeat policy (missed ACKs, liveness) and the session policy (stale cutoff,
+//! circuit breaker). The model reads the same numbers.
+//!
 //! CI runs 128 cases; `PROPTEST_CASES=5000 cargo test --test model` runs more. A failure
 //! shrinks to a short list of steps and prints the run: each step with what the machine did.
 
@@ -12,7 +17,7 @@ mod support;
 use std::fmt;
 use std::time::Duration;
 
-use discord_gateway_proto::config::Limits;
+use discord_gateway_proto::config::{HeartbeatPolicy, Limits, Liveness, SessionPolicy, Timeouts};
 use discord_gateway_proto::protocol::commands::{Activity, Status, UpdatePresence};
 use discord_gateway_proto::trace::Outcome;
 use discord_gateway_proto::*;
@@ -207,29 +212,111 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// One run's setup: the seed and the knobs that change the machine's policy.
+/// One run's setup: the seed, the server's behaviour and the machine's configuration.
 #[derive(Clone, Copy, Debug)]
 struct Setup {
     seed: u64,
     auto_grant: bool,
-    max_attempts: Option<u32>,
     /// The server drops every connection that resumes before RESUMED (`serve` steps).
     resumes_fail: bool,
+    timeouts: Timeouts,
+    /// The attempt cap included.
+    backoff: Backoff,
+    heartbeat: HeartbeatPolicy,
+    session: SessionPolicy,
+}
+
+/// A duration in whole milliseconds (so that a jittered delay, drawn from `[d/2, d)` at
+/// microsecond grain, is zero only when `d` is).
+fn millis(range: std::ops::RangeInclusive<u64>) -> impl Strategy<Value = Duration> {
+    range.prop_map(Duration::from_millis)
+}
+
+/// A stall timeout: the default, or anything from 10 ms to a minute. (Shorter ones are
+/// valid too, but with a zero backoff a connection then fails every few milliseconds and
+/// one 70 s advance takes more wake-ups than a test should.)
+fn timeout(default: Duration) -> impl Strategy<Value = Duration> {
+    prop_oneof![2 => Just(default), 1 => millis(10..=100), 1 => millis(1_000..=60_000)]
+}
+
+/// A delay, zero included.
+fn delay() -> impl Strategy<Value = Duration> {
+    prop_oneof![Just(Duration::ZERO), millis(1..=100), millis(100..=5_000)]
+}
+
+fn timeouts() -> impl Strategy<Value = Timeouts> {
+    let d = Timeouts::default();
+    (timeout(d.connect), timeout(d.hello), timeout(d.ready)).prop_map(|(connect, hello, ready)| {
+        Timeouts {
+            connect,
+            hello,
+            ready,
+        }
+    })
+}
+
+fn backoff() -> impl Strategy<Value = Backoff> {
+    let schedule = prop_oneof![
+        2 => Just(Backoff::default().schedule),
+        2 => (delay(), prop_oneof![Just(Duration::ZERO), millis(1..=120_000)], any::<bool>())
+            .prop_map(|(initial, max, jitter)| BackoffSchedule::Exponential { initial, max, jitter }),
+        1 => (delay(), delay(), prop_oneof![Just(Duration::ZERO), millis(1..=600_000)])
+            .prop_map(|(initial, step, max)| BackoffSchedule::Linear { initial, step, max }),
+    ];
+    (
+        schedule,
+        prop_oneof![3 => Just(Duration::ZERO), 1 => delay()],
+        prop_oneof![3 => Just(None), 1 => (1u32..10).prop_map(Some)],
+    )
+        .prop_map(|(schedule, first_delay, max_attempts)| Backoff {
+            schedule,
+            first_delay,
+            max_attempts,
+        })
+}
+
+fn heartbeat_policy() -> impl Strategy<Value = HeartbeatPolicy> {
+    (
+        prop_oneof![3 => Just(1u32), 1 => 2u32..=3],
+        prop_oneof![Just(Liveness::AckOnly), Just(Liveness::AnyMessage)],
+    )
+        .prop_map(|(missed_acks_before_zombie, liveness)| HeartbeatPolicy {
+            missed_acks_before_zombie,
+            liveness,
+        })
+}
+
+fn session_policy() -> impl Strategy<Value = SessionPolicy> {
+    let d = SessionPolicy::default();
+    (
+        prop_oneof![2 => Just(d.stale_after), 1 => millis(1_000..=120_000)],
+        prop_oneof![2 => Just(d.max_failed_resumes), 1 => 0u32..=4],
+    )
+        .prop_map(|(stale_after, max_failed_resumes)| SessionPolicy {
+            stale_after,
+            max_failed_resumes,
+        })
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
     (
-        any::<u64>(),
-        any::<bool>(),
-        prop_oneof![3 => Just(None), 1 => (1u32..10).prop_map(Some)],
-        proptest::bool::weighted(0.25),
+        (any::<u64>(), any::<bool>(), proptest::bool::weighted(0.25)),
+        timeouts(),
+        backoff(),
+        heartbeat_policy(),
+        session_policy(),
     )
-        .prop_map(|(seed, auto_grant, max_attempts, resumes_fail)| Setup {
-            seed,
-            auto_grant,
-            max_attempts,
-            resumes_fail,
-        })
+        .prop_map(
+            |((seed, auto_grant, resumes_fail), timeouts, backoff, heartbeat, session)| Setup {
+                seed,
+                auto_grant,
+                resumes_fail,
+                timeouts,
+                backoff,
+                heartbeat,
+                session,
+            },
+        )
 }
 
 // ----- what the machine did -----
@@ -269,20 +356,16 @@ struct Run {
 }
 
 fn config(setup: &Setup) -> GatewayConfig {
-    let mut c = GatewayConfig::new(Token::new("model-token"), Intents::GUILDS)
+    GatewayConfig::new(Token::new("model-token"), Intents::GUILDS)
         .with_gateway_url("wss://gateway.sim")
-        .with_auto_grant(setup.auto_grant);
-    if let Some(max) = setup.max_attempts {
-        c.reconnect = c.reconnect.with_max_attempts(max);
-    }
-    c
+        .with_auto_grant(setup.auto_grant)
+        .with_timeouts(setup.timeouts)
+        .with_reconnect(setup.backoff)
+        .with_heartbeat(setup.heartbeat)
+        .with_session_policy(setup.session)
 }
 
 fn policy(c: &GatewayConfig) -> Policy {
-    let BackoffSchedule::Exponential { initial, max, .. } = c.reconnect.schedule else {
-        unreachable!("the default schedule is exponential")
-    };
-    assert_eq!(c.reconnect.first_delay, Duration::ZERO);
     Policy {
         auto_grant: c.identify.auto_grant,
         connect_timeout: c.timeouts.connect,
@@ -290,10 +373,10 @@ fn policy(c: &GatewayConfig) -> Policy {
         ready_timeout: c.timeouts.ready,
         stale_after: c.session.stale_after,
         max_failed_resumes: c.session.max_failed_resumes,
-        max_attempts: c.reconnect.max_attempts,
-        backoff_initial: initial,
-        backoff_max: max,
+        backoff: c.reconnect,
         invalid_session_delay: c.identify.invalid_session_delay,
+        missed_acks_before_zombie: c.heartbeat.missed_acks_before_zombie,
+        any_message_liveness: c.heartbeat.liveness == Liveness::AnyMessage,
     }
 }
 
@@ -308,6 +391,7 @@ fn map_phase(p: Phase) -> MPhase {
         Phase::Connected => MPhase::Connected,
         Phase::Closed => MPhase::Closed,
         Phase::Fatal(_) => MPhase::Fatal,
+        other => panic!("a phase the model does not know: {other:?}"),
     }
 }
 
@@ -410,11 +494,23 @@ impl Run {
                     Event::Shutdown { session_kept } => Out::Shutdown(session_kept),
                     Event::Decision(d) => match d.outcome {
                         Outcome::FirstBeat { at } => Out::FirstBeat(at),
+                        Outcome::Reconnect { resume: false, .. }
+                        | Outcome::Connect { resume: false, .. } => {
+                            // The trace never names a resume rule for an identify.
+                            self.check(!d.rule.promises_resume(), || {
+                                format!("the decision {d} names a resume rule")
+                            });
+                            continue;
+                        }
                         _ => continue,
                     },
                     Event::Dispatch(d) => Out::OtherEvent(format!("dispatch s={}", d.sequence)),
                     other => Out::OtherEvent(format!("{other:?}")),
                 },
+                other => {
+                    let what = format!("an output the model does not know: {other:?}");
+                    self.fail(what)
+                }
             };
             outs.push(out);
         }
@@ -747,6 +843,9 @@ impl Run {
                 }
                 let sent_recently = self.sent_recently();
                 let model = &mut self.model;
+                if text.is_some() {
+                    model.on_message();
+                }
                 let e = match frame {
                     Frame::Hello(ms) => model.on_hello(Some(ms)),
                     Frame::HelloWithoutInterval => model.on_hello(None),
@@ -830,7 +929,15 @@ impl Run {
                 (e, Input::Other)
             }
             Step::Shutdown { keep } => {
-                self.m.shutdown(now, keep);
+                let result = self.m.shutdown(now, keep);
+                let expected = if was_terminal {
+                    Err(CommandError::Stopped)
+                } else {
+                    Ok(())
+                };
+                self.check(result == expected, || {
+                    format!("shutdown returned {result:?}, not {expected:?}")
+                });
                 (self.model.on_shutdown(keep), Input::Other)
             }
         };

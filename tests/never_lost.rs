@@ -83,6 +83,7 @@ impl Hand {
                 }
                 Output::Event(e) => Out::Event(format!("{e:?}")),
                 Output::Wait(_) => return outs,
+                other => Out::Event(format!("{other:?}")),
             });
         }
         panic!("unbounded drain");

@@ -166,7 +166,7 @@ fn a_hanging_resume_url_falls_back_to_the_main_url() {
     let mut sim = SimDriver::new(config(), 1, gateway).unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
-    run_to_ready(&mut sim);
+    run_to_resumed(&mut sim);
     let connects: Vec<_> = sim.trace().connects().collect();
     assert_eq!(connects[1], (at_ms(20_000), RESUME_URL));
     assert_eq!(connects[2].1, MAIN_URL);
@@ -174,9 +174,13 @@ fn a_hanging_resume_url_falls_back_to_the_main_url() {
     let d = disconnects(&sim);
     assert_eq!(d[1].0, at_ms(50_000));
     assert_eq!(d[1].1.reason, DisconnectReason::ConnectTimeout);
-    assert!(!d[1].1.resume);
-    assert_eq!(sim.trace().sent_opcodes().last(), Some(&OpCode::Identify));
-    assert_eq!(sim.gateway().received_op(6).count(), 0);
+    assert!(
+        d[1].1.resume,
+        "the session is kept: resume through the main URL"
+    );
+    assert_eq!(sim.trace().sent_opcodes().last(), Some(&OpCode::Resume));
+    assert_eq!(sim.gateway().received_op(6).count(), 1);
+    assert_eq!(sim.gateway().received_op(2).count(), 1);
 }
 
 #[test]

@@ -141,6 +141,7 @@ fn a_recording_replays_identically() {
         ReplayItem::Decision(d) => decisions.push(d.to_string()),
         ReplayItem::Output { .. } => outputs += 1,
         ReplayItem::Input { .. } => {}
+        other => panic!("a replay item this test does not know: {other:?}"),
     })
     .unwrap();
     assert_eq!(summary.lines, recording.len());

@@ -9,7 +9,9 @@ use discord_gateway_proto::config::SessionPolicy;
 use discord_gateway_proto::sim::{
     ConnectBehavior, FakeGateway, FakeGatewayConfig, ScriptAction, SimDriver, Trigger,
 };
-use discord_gateway_proto::{DisconnectReason, Event, OpCode, Phase, Session, StartOptions};
+use discord_gateway_proto::{
+    DisconnectReason, Event, OpCode, Phase, Session, StartOptions, Timestamp,
+};
 
 fn message(n: u32) -> ScriptAction {
     ScriptAction::dispatch("MESSAGE_CREATE", format!(r#"{{"n":{n}}}"#))
@@ -176,7 +178,7 @@ fn a_resume_with_a_sequence_from_the_future_gets_op9_false() {
     // A saved session claims more than the server ever sent.
     let mut first = sim(1);
     run_to_ready(&mut first);
-    first.shutdown(true);
+    first.shutdown(true).unwrap();
     let mut session = first.machine().session().unwrap().clone();
     session.sequence = 99;
     let (_, gateway, _) = first.into_parts();
@@ -241,32 +243,41 @@ fn failed_resumes_in_a_row_drop_the_session() {
     assert_clean(&sim);
 }
 
-#[test]
-fn a_stale_session_is_not_resumed_after_a_long_outage() {
-    // The resume URL opens but never says Hello: each attempt times out, backoff grows, and
-    // once the last ACK is over 15 minutes old the machine identifies at the main URL.
+/// A gateway whose first connection works, and whose later ones (to either URL) open but
+/// never say Hello: an outage the session cannot be resumed through.
+fn gateway_silent_after_the_first_connection() -> FakeGateway {
     let mut gateway = gateway();
     gateway
+        .connect_rule(MAIN, ConnectBehavior::Accept, Some(1))
+        .connect_rule(MAIN, ConnectBehavior::AcceptWithoutHello, None)
         .connect_rule(RESUME, ConnectBehavior::AcceptWithoutHello, None)
         .at(at_ms(20_000), ScriptAction::Drop);
-    // With the failed-resume breaker off, the stale cutoff alone decides.
-    let policy = SessionPolicy {
-        max_failed_resumes: u32::MAX,
-        ..SessionPolicy::default()
-    };
-    let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
+    gateway
+}
+
+#[test]
+fn a_stale_session_is_not_resumed_after_a_long_outage() {
+    // Neither URL says Hello: each attempt times out, alternating between the resume URL
+    // and the main URL, backoff grows, and once the last ACK is over 15 minutes old the
+    // machine identifies at the main URL.
+    let mut sim =
+        SimDriver::new(config(), 14, gateway_silent_after_the_first_connection()).unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
     let last_alive = sim.machine().session().unwrap().last_alive;
     assert!(last_alive < at_ms(20_000));
+    let cutoff = last_alive.saturating_add(secs(15 * 60));
+    sim.run_until(cutoff);
+    assert!(sim.machine().session().is_some(), "kept until the cutoff");
+    sim.gateway_mut().config_mut().connect_rules.clear();
     run_to_ready(&mut sim);
     let connects: Vec<_> = sim.trace().connects().skip(1).collect();
     let (identify_at, identify_url) = *connects.last().unwrap();
     assert_eq!(identify_url, MAIN_URL);
-    let cutoff = last_alive.saturating_add(secs(15 * 60));
     assert!(identify_at > cutoff, "{identify_at} vs {cutoff}");
-    for &(t, url) in &connects[..connects.len() - 1] {
-        assert_eq!(url, RESUME_URL, "at {t}");
+    for (i, &(t, url)) in connects[..connects.len() - 1].iter().enumerate() {
+        let want = if i % 2 == 0 { RESUME_URL } else { MAIN_URL };
+        assert_eq!(url, want, "at {t}");
         assert!(
             t <= cutoff,
             "a resume attempt at {t} after the cutoff {cutoff}"
@@ -279,23 +290,27 @@ fn a_stale_session_is_not_resumed_after_a_long_outage() {
         .all(|(_, d)| d.reason == DisconnectReason::HelloTimeout));
     assert!(!d.last().unwrap().1.resume);
     assert_eq!(sim.gateway().received_op(6).count(), 0);
+    assert_eq!(sim.gateway().received_op(2).count(), 2);
     assert_clean(&sim);
 }
 
 #[test]
 fn the_stale_cutoff_is_configurable() {
-    let mut gateway = gateway();
-    gateway
-        .connect_rule(RESUME, ConnectBehavior::AcceptWithoutHello, None)
-        .at(at_ms(20_000), ScriptAction::Drop);
     let policy = SessionPolicy {
         stale_after: secs(60),
         max_failed_resumes: u32::MAX,
     };
-    let mut sim = SimDriver::new(config().with_session_policy(policy), 14, gateway).unwrap();
+    let mut sim = SimDriver::new(
+        config().with_session_policy(policy),
+        14,
+        gateway_silent_after_the_first_connection(),
+    )
+    .unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
     let last_alive = sim.machine().session().unwrap().last_alive;
+    sim.run_until(last_alive.saturating_add(secs(60)));
+    sim.gateway_mut().config_mut().connect_rules.clear();
     run_to_ready(&mut sim);
     let (t, url) = sim.trace().connects().last().unwrap();
     assert_eq!(url, MAIN_URL);
@@ -312,7 +327,7 @@ fn saved_session() -> (Session, FakeGateway) {
         .at(at_ms(4_000), message(2));
     run_to_ready(&mut sim);
     sim.run_until(at_ms(10_000));
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     let session = sim.machine().session().unwrap().clone();
     let json = serde_json::to_string(&session).unwrap();
     let restored: Session = serde_json::from_str(&json).unwrap();
@@ -401,5 +416,39 @@ fn a_saved_session_past_the_cutoff_identifies() {
                 "{age:?}"
             );
         }
+    }
+}
+
+/// A driver whose clock starts at zero restores a session older than the process (issue
+/// #14): the session is as old as it is, so the stale cutoff judges it right, with no need
+/// to start the clock at the session's age.
+#[test]
+fn a_session_older_than_the_process_keeps_its_age_with_a_clock_from_zero() {
+    for (age, resumes) in [(secs(14 * 60), true), (secs(16 * 60), false)] {
+        let (session, _) = saved_session();
+        let session = session.with_ack_age(age, Timestamp::ZERO);
+        assert_eq!(session.ack_age(Timestamp::ZERO), age);
+        let mut sim = SimDriver::with_options(
+            config(),
+            StartOptions {
+                session: Some(session),
+                ..StartOptions::default()
+            },
+            3,
+            Timestamp::ZERO,
+            gateway(),
+        )
+        .unwrap();
+        sim.run_for(secs(1));
+        let url = sim.trace().connects().next().unwrap().1.to_string();
+        let first = sim.trace().sent_opcodes()[0];
+        let expected = if resumes {
+            (RESUME_URL, OpCode::Resume)
+        } else {
+            (MAIN_URL, OpCode::Identify)
+        };
+        assert_eq!((url.as_str(), first), expected, "{age:?}");
+        // The clock was never shifted: the first connect is at zero.
+        assert_eq!(sim.trace().connects().next().unwrap().0, Timestamp::ZERO);
     }
 }

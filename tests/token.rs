@@ -87,7 +87,7 @@ fn the_trace_and_the_fake_gateway_never_show_the_token() {
         .at(at_ms(10_000), ScriptAction::Reconnect)
         .at(at_ms(20_000), ScriptAction::InvalidSession(false));
     sim.run_until(at_ms(60_000));
-    sim.shutdown(true);
+    sim.shutdown(true).unwrap();
     assert!(sim.gateway().received_op(2).count() >= 2);
     assert!(sim.gateway().received_op(6).count() >= 1);
     assert_no_token("the trace (Debug)", &format!("{:?}", sim.trace()));

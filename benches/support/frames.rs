@@ -13,8 +13,8 @@
 //! library's API.
 #![allow(dead_code)]
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
+use rand::{Rng, SeedableRng};
 
 /// The seed the benches and tests use.
 pub const SEED: u64 = 0xD15C_02D5;

@@ -314,6 +314,7 @@ async fn serve(
                         let _ = tx.send(Outbound::Drop);
                     }
                 }
+                other => say(&format!("#{} unsupported action {other:?}", id.0)),
             }
         }
         let deadline = gateway.poll_timeout().map(|t| clock.instant(t));

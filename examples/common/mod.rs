@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use discord_gateway_proto::identify::{IdentifyOutput, IdentifyQueue};
 use discord_gateway_proto::record::RecordingMachine;
+use discord_gateway_proto::time::InstantOrigin;
 use discord_gateway_proto::{
     CloseFrame, Command, Event, FatalReason, GatewayConfig, GatewayMachine, Message, Output,
     SessionStartLimit, StartOptions, Timestamp,
@@ -54,28 +55,20 @@ pub enum Action {
     Close(u16, String),
 }
 
-/// The driver's time base: `Timestamp`s are microseconds since `origin`, shifted forward by
-/// `offset`. The offset exists for restored sessions: `Session::with_ack_age` cannot put the
-/// last ACK before the origin, so a driver restoring a session `age` old starts its clock at
-/// `age` (the last ACK is then exactly at zero).
+/// The driver's time base: `Timestamp`s are microseconds since `origin`, the instant the
+/// clock was made. (A restored session older than the process needs no shift: its last ACK
+/// is simply before the origin; see `Session::with_ack_age`.)
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    origin: Instant,
-    offset: Duration,
+    origin: InstantOrigin,
 }
 
 impl Clock {
     /// A clock starting at zero now.
-    pub fn new() -> Self {
-        Clock::with_offset(Duration::ZERO)
-    }
-
-    /// A clock whose first reading is `offset`.
     #[allow(clippy::disallowed_methods)] // the driver owns the clock
-    pub fn with_offset(offset: Duration) -> Self {
+    pub fn new() -> Self {
         Clock {
-            origin: Instant::now(),
-            offset,
+            origin: InstantOrigin::new(Instant::now()),
         }
     }
 
@@ -87,12 +80,12 @@ impl Clock {
 
     /// The timestamp of `instant`.
     pub fn timestamp(&self, instant: Instant) -> Timestamp {
-        Timestamp::ZERO.saturating_add(self.offset + instant.saturating_duration_since(self.origin))
+        self.origin.timestamp(instant)
     }
 
     /// The instant at which `timestamp` falls, for sleeping until a deadline.
     pub fn instant(&self, timestamp: Timestamp) -> Instant {
-        self.origin + timestamp.since_origin().saturating_sub(self.offset)
+        self.origin.instant(timestamp)
     }
 }
 
@@ -222,7 +215,7 @@ pub struct CoreOptions {
     pub trace: bool,
     /// Per-bucket identify spacing of the queue (5 s in production).
     pub identify_spacing: Duration,
-    /// The clock (a new one starting now if `None`; a restored session shifts it).
+    /// The clock (a new one starting now if `None`).
     pub clock: Option<Clock>,
 }
 
@@ -304,15 +297,14 @@ impl DriverCore {
             shard: Some(options.shard),
             session: None,
         };
-        let mut clock = options.clock.unwrap_or_default();
+        let clock = options.clock.unwrap_or_default();
         let mut restored = None;
         if let Some(path) = &options.session_file {
             if let Some((session, age)) = load_session(path)? {
-                // Start the clock at the session's age, so its last ACK is at zero.
-                clock = Clock::with_offset(age);
-                let now = clock.now();
+                // The last ACK was `age` ago: before this clock's origin, if the session is
+                // older than the process.
                 restored = Some((session.id.clone(), age));
-                start.session = Some(session.with_ack_age(age, now));
+                start.session = Some(session.with_ack_age(age, clock.now()));
             }
         }
         let now = clock.now();
@@ -490,7 +482,9 @@ impl DriverCore {
                 "ending the session"
             }
         ));
-        on_machine!(&mut self.machine, m => m.shutdown(now, keep));
+        if let Err(e) = on_machine!(&mut self.machine, m => m.shutdown(now, keep)) {
+            self.print(&format!("nothing to shut down: {e}"));
+        }
         self.queue.cancel(self.shard);
         self.drain();
         self.take_actions()
@@ -563,6 +557,8 @@ impl DriverCore {
                         }
                         describe_event(&event)
                     }
+                    // An output this driver does not know (the enum is non-exhaustive).
+                    other => format!("{other:?}"),
                 };
                 (self.sink)(now, &line);
             }
@@ -586,6 +582,7 @@ impl DriverCore {
                     IdentifyOutput::Exhausted { until, .. } => self.print(&format!(
                         "daily session starts exhausted; waiting until {until}"
                     )),
+                    other => self.print(&format!("identify queue: {other:?}")),
                 }
             }
             if !granted {
@@ -665,6 +662,7 @@ pub fn describe_event(event: &Event<'_>) -> String {
         Event::Fatal(reason) => format!("FATAL: {reason}"),
         Event::Decision(d) => format!("  why: {}: {} → {}", d.cause, d.rule.describe(), d.outcome),
         Event::Shutdown { session_kept } => format!("shut down (session kept: {session_kept})"),
+        other => format!("{other:?}"),
     }
 }
 

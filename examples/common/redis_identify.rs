@@ -139,6 +139,7 @@ pub fn grant_all(
                 IdentifyOutput::Exhausted { until, .. } => {
                     return Err(format!("session starts exhausted until {until}"));
                 }
+                other => eprintln!("identify queue: {other:?}"),
             }
         }
         // The coordinator fails closed; say why nothing is granted (once per new error).

@@ -145,20 +145,21 @@ fn parse_shard(text: &str) -> Result<ShardId, String> {
 }
 
 fn parse_compression(text: &str) -> Result<Compression, String> {
-    match text {
-        "none" => Ok(Compression::None),
-        #[cfg(feature = "zlib-stream")]
-        "zlib-stream" => Ok(Compression::ZlibStream),
-        #[cfg(feature = "zstd-stream")]
-        "zstd-stream" => Ok(Compression::ZstdStream),
-        // Reached only for a mode whose feature is off.
-        #[allow(unreachable_patterns)]
-        "zlib-stream" | "zstd-stream" => Err(format!(
-            "DISCORD_COMPRESS={text} needs the crate feature `{text}`, which this build lacks: \
-             run with `--features {text}`"
+    let compression = match text {
+        "none" => Compression::None,
+        "zlib-stream" => Compression::ZlibStream,
+        "zstd-stream" => Compression::ZstdStream,
+        _ => {
+            return Err(format!(
+                "DISCORD_COMPRESS must be none, zlib-stream or zstd-stream, not {text:?}"
+            ))
+        }
+    };
+    match compression.feature() {
+        Some(feature) if !compression.is_available() => Err(format!(
+            "DISCORD_COMPRESS={text} needs the crate feature `{feature}`, which this build \
+             lacks: run with `--features {feature}`"
         )),
-        _ => Err(format!(
-            "DISCORD_COMPRESS must be none, zlib-stream or zstd-stream, not {text:?}"
-        )),
+        _ => Ok(compression),
     }
 }

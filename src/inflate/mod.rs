@@ -21,6 +21,8 @@
 //!   not exceed [`Limits::max_buffered_compressed`] compressed bytes
 //!   ([`InflateError::BufferTooLarge`]); a message that arrives whole is never buffered, so
 //!   that limit does not apply to it;
+//! - a zstd frame whose header declares a window over [`Limits::max_window`] (default
+//!   8 MiB) fails with [`InflateError::WindowTooLarge`] before libzstd allocates it;
 //! - corrupt data fails with [`InflateError::Corrupt`].
 //!
 //! Nothing panics. After an error the stream is unusable: call [`reset`](Decompressor::reset)
@@ -36,7 +38,7 @@ use alloc::vec::Vec;
 
 use thiserror::Error;
 
-use crate::config::{Compression, Limits};
+use crate::config::{Compression, ConfigError, Limits};
 
 #[cfg(feature = "zlib-stream")]
 mod zlib;
@@ -45,6 +47,7 @@ mod zstd;
 
 /// Why a compressed message could not be decompressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InflateError {
     /// The compressed data is corrupt.
     #[error("corrupt compressed data")]
@@ -64,6 +67,13 @@ pub enum InflateError {
     /// Binary data arrived but this connection is not compressed.
     #[error("binary data on an uncompressed connection")]
     NotCompressed,
+    /// A zstd frame declares a window larger than the configured limit; nothing was
+    /// allocated for it.
+    #[error("the zstd frame needs a window over {limit} bytes")]
+    WindowTooLarge {
+        /// The largest window accepted, [`Limits::max_window`] rounded down to a power of two.
+        limit: usize,
+    },
 }
 
 /// The crate-internal name the machine uses.
@@ -83,7 +93,7 @@ pub(crate) type Inflater = Decompressor;
 /// use discord_gateway_proto::config::{Compression, Limits};
 /// use discord_gateway_proto::inflate::Decompressor;
 ///
-/// let mut decompressor = Decompressor::new(Compression::ZlibStream, &Limits::default());
+/// let mut decompressor = Decompressor::new(Compression::ZlibStream, &Limits::default())?;
 /// let mut message = Vec::new();
 /// // `{"op":11}` through zlib with a sync flush, as Discord sends it.
 /// let frame = [
@@ -93,6 +103,7 @@ pub(crate) type Inflater = Decompressor;
 /// assert_eq!(decompressor.feed(&frame, &mut message), Ok(true));
 /// assert_eq!(message, br#"{"op":11}"#);
 /// # }
+/// # Ok::<(), discord_gateway_proto::config::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct Decompressor {
@@ -112,22 +123,30 @@ enum Backend {
 impl Decompressor {
     /// A decompressor for `compression`, bounded by `limits` (see the [module docs](self)).
     /// Allocates the decompression context; buffers come with the first messages.
-    pub fn new(compression: Compression, limits: &Limits) -> Self {
+    ///
+    /// # Errors
+    /// [`ConfigError::CompressionUnavailable`] when `compression` needs a crate feature that
+    /// is off in this build; [`ConfigError::MaxWindow`] when [`Limits::max_window`] is below
+    /// 1 KiB.
+    pub fn new(compression: Compression, limits: &Limits) -> Result<Self, ConfigError> {
+        compression.check_available()?;
+        limits.max_window_log()?;
         let backend = match compression {
-            Compression::None => Backend::None,
             #[cfg(feature = "zlib-stream")]
             Compression::ZlibStream => Backend::Zlib(zlib::ZlibInflater::stream(limits)),
             #[cfg(feature = "zlib-stream")]
             Compression::Payload => Backend::Zlib(zlib::ZlibInflater::payload(limits)),
             #[cfg(feature = "zstd-stream")]
-            Compression::ZstdStream => Backend::Zstd(zstd::ZstdInflater::new(limits)),
+            Compression::ZstdStream => Backend::Zstd(zstd::ZstdInflater::new(limits)?),
+            // `None`, and the compressions `check_available` refused above.
+            _ => Backend::None,
         };
         #[cfg(not(any(feature = "zlib-stream", feature = "zstd-stream")))]
         let _ = limits;
-        Decompressor {
+        Ok(Decompressor {
             compression,
             backend,
-        }
+        })
     }
 
     /// The compression this decompressor handles.
@@ -182,7 +201,8 @@ impl Decompressor {
     ///   window (held from the first message on), plus the capacity of the buffer for messages
     ///   that arrive in pieces;
     /// - zstd: what libzstd reports for its context (`ZSTD_sizeof_DCtx`), which includes the
-    ///   window and block buffers sized by the frame header (at most 128 MiB + 128 KiB).
+    ///   window and block buffers sized by the frame header (at most [`Limits::max_window`]
+    ///   plus 128 KiB and the context itself).
     pub fn heap_bytes(&self) -> usize {
         match &self.backend {
             Backend::None => 0,
@@ -225,7 +245,7 @@ mod tests {
 
     #[test]
     fn uncompressed_connection_rejects_binary() {
-        let mut d = Decompressor::new(Compression::None, &Limits::default());
+        let mut d = Decompressor::new(Compression::None, &Limits::default()).unwrap();
         let mut out = Vec::from(&b"stale"[..]);
         assert_eq!(d.feed(b"x", &mut out), Err(InflateError::NotCompressed));
         assert!(out.is_empty());

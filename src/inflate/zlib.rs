@@ -228,7 +228,8 @@ mod tests {
             .collect();
         let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
         let frames = zlib_stream(&refs);
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for (i, (frame, message)) in frames.iter().zip(&messages).enumerate() {
             if i % 3 == 0 {
@@ -250,7 +251,8 @@ mod tests {
     fn reset_starts_a_new_context() {
         let a = zlib_stream(&[b"first connection", b"second message"]);
         let b = zlib_stream(&[b"new connection"]);
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&a[0], &mut out), Ok(true));
         // Half a message is pending when the connection drops.
@@ -267,7 +269,8 @@ mod tests {
         let bomb = vec![b'a'; 1 << 20];
         let frames = zlib_stream(&[&bomb]);
         assert!(frames[0].len() < 2048);
-        let mut d = Decompressor::new(Compression::ZlibStream, &limits(64 * 1024, 1 << 20));
+        let mut d = Decompressor::new(Compression::ZlibStream, &limits(64 * 1024, 1 << 20))
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(
             d.feed(&frames[0], &mut out),
@@ -276,14 +279,16 @@ mod tests {
         assert!(out.capacity() <= 64 * 1024 + 1, "{}", out.capacity());
         // Exactly at the limit is fine.
         let frames = zlib_stream(&[&bomb[..1000]]);
-        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1000, 1 << 20));
+        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1000, 1 << 20))
+            .expect("available compression");
         assert_eq!(d.feed(&frames[0], &mut out), Ok(true));
         assert_eq!(out.len(), 1000);
     }
 
     #[test]
     fn buffer_limit_stops_a_never_ending_message() {
-        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 100));
+        let mut d = Decompressor::new(Compression::ZlibStream, &limits(1 << 20, 100))
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&[0x78; 60], &mut out), Ok(false));
         assert_eq!(
@@ -300,7 +305,8 @@ mod tests {
 
     #[test]
     fn corrupt_data_is_an_error() {
-        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZlibStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(
             d.feed(&[1, 2, 3, 4, 0, 0, 0xff, 0xff], &mut out),
@@ -316,7 +322,8 @@ mod tests {
 
     #[test]
     fn payload_compression() {
-        let mut d = Decompressor::new(Compression::Payload, &limits(1 << 16, 0));
+        let mut d = Decompressor::new(Compression::Payload, &limits(1 << 16, 0))
+            .expect("available compression");
         let mut out = Vec::new();
         for message in [&b"{\"op\":10}"[..], b"{\"op\":0,\"d\":{}}"] {
             let compressed = {

@@ -16,10 +16,12 @@
 //! messages pushes it out. libzstd's `ZSTD_decompressStream` flushes everything it decoded.
 //!
 //! # Memory
-//! The window is bounded by `ZSTD_d_windowLogMax = 27` (128 MiB, libzstd's own default): a
-//! frame header asking for more is [`InflateError::Corrupt`]. libzstd allocates the window
-//! and block buffers when it reads the frame header; [`ZstdInflater::heap_bytes`] reports
-//! them (`ZSTD_sizeof_DCtx`). libzstd buffers incomplete blocks itself, so
+//! libzstd allocates the window and block buffers when it reads the frame header, as large as
+//! the header asks (up to its own 128 MiB default cap). The window is bounded by
+//! [`Limits::max_window`] instead (`ZSTD_d_windowLogMax`; default 8 MiB against the 256 KiB
+//! Discord's frames declare): a frame header asking for more is
+//! [`InflateError::WindowTooLarge`], found before anything is allocated for it.
+//! [`ZstdInflater::heap_bytes`] reports what is held (`ZSTD_sizeof_DCtx`). libzstd buffers incomplete blocks itself, so
 //! [`Limits::max_buffered_compressed`](crate::config::Limits::max_buffered_compressed) does
 //! not apply: a block is at most 128 KiB.
 
@@ -28,15 +30,20 @@ use alloc::vec::Vec;
 use zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 
 use super::{grow_output, InflateError};
-use crate::config::Limits;
+use crate::config::{ConfigError, Limits};
 
-/// `ZSTD_d_windowLogMax`: the largest window accepted, 2^27 bytes.
-const WINDOW_LOG_MAX: u32 = 27;
+/// libzstd's error for a frame whose window is over `ZSTD_d_windowLogMax`, as its functions
+/// return it (the negated error code).
+const WINDOW_TOO_LARGE: usize =
+    (zstd_safe::zstd_sys::ZSTD_ErrorCode::ZSTD_error_frameParameter_windowTooLarge as usize)
+        .wrapping_neg();
 
 /// One connection's zstd state.
 pub(super) struct ZstdInflater {
     context: DCtx<'static>,
     max_message_size: usize,
+    /// The largest window accepted, in bytes (a power of two).
+    max_window: usize,
 }
 
 impl core::fmt::Debug for ZstdInflater {
@@ -44,19 +51,23 @@ impl core::fmt::Debug for ZstdInflater {
         f.debug_struct("ZstdInflater")
             .field("context_bytes", &self.context.sizeof())
             .field("max_message_size", &self.max_message_size)
+            .field("max_window", &self.max_window)
             .finish()
     }
 }
 
 impl ZstdInflater {
-    pub(super) fn new(limits: &Limits) -> Self {
+    pub(super) fn new(limits: &Limits) -> Result<Self, ConfigError> {
+        let window_log = limits.max_window_log()?;
         let mut context = DCtx::create();
-        // Cannot fail: the value is within libzstd's bounds.
-        let _ = context.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX));
-        ZstdInflater {
+        context
+            .set_parameter(DParameter::WindowLogMax(window_log))
+            .map_err(|_| ConfigError::MaxWindow(limits.max_window))?;
+        Ok(ZstdInflater {
             context,
             max_message_size: limits.max_message_size,
-        }
+            max_window: 1 << window_log,
+        })
     }
 
     pub(super) fn reset(&mut self) {
@@ -89,7 +100,12 @@ impl ZstdInflater {
                 let mut output = OutBuffer::around_pos(out, out_before);
                 self.context
                     .decompress_stream(&mut output, &mut input)
-                    .map_err(|_| InflateError::Corrupt)?;
+                    .map_err(|code| match code {
+                        WINDOW_TOO_LARGE => InflateError::WindowTooLarge {
+                            limit: self.max_window,
+                        },
+                        _ => InflateError::Corrupt,
+                    })?;
             }
             if out.len() > limit {
                 return Err(InflateError::MessageTooLarge { limit });
@@ -140,7 +156,8 @@ mod tests {
             .collect();
         let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
         let frames = zstd_stream(&refs);
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         for (frame, message) in frames.iter().zip(&messages) {
             assert_eq!(d.feed(frame, &mut out), Ok(true));
@@ -159,7 +176,8 @@ mod tests {
     #[test]
     fn empty_messages_do_not_break_the_stream() {
         let frames = zstd_stream(&[b"before", b"after"]);
-        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default());
+        let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
+            .expect("available compression");
         let mut out = Vec::new();
         assert_eq!(d.feed(&frames[0], &mut out), Ok(true));
         for _ in 0..100 {
@@ -179,7 +197,8 @@ mod tests {
             max_message_size: 100_000,
             ..Limits::default()
         };
-        let mut d = Decompressor::new(Compression::ZstdStream, &limits);
+        let mut d =
+            Decompressor::new(Compression::ZstdStream, &limits).expect("available compression");
         let mut out = Vec::new();
         assert_eq!(
             d.feed(&frames[0], &mut out),

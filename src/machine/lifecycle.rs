@@ -19,6 +19,11 @@ use crate::trace::{Cause, Outcome, Rule};
 /// but 1000/1001 keeps the session.
 pub(crate) const RESUMABLE_CLOSE: u16 = 4000;
 
+/// Identifies in a row the server may close with 4002 (decode error) before the machine
+/// stops with [`FatalReason::IdentifyUndecodable`]: one may be a glitch, a second means the
+/// Identify itself cannot be read.
+pub(crate) const UNDECODABLE_IDENTIFY_LIMIT: u32 = 2;
+
 /// Window slots an op-1 answer must leave free for scheduled beats.
 const SCHEDULED_BEAT_MARGIN: u32 = 3;
 
@@ -45,6 +50,7 @@ impl GatewayMachine {
         let resume_url = self
             .session
             .as_ref()
+            .filter(|_| !self.resume_via_main)
             .and_then(|s| s.resume_url.as_deref())
             .and_then(|base| gateway_url(base, compression).ok());
         self.to_resume_url = resume_url.is_some();
@@ -209,11 +215,23 @@ impl GatewayMachine {
         self.decide(cause, Rule::SessionLive, Outcome::Live);
     }
 
+    /// A dispatch was replayed while resuming: the server is making progress, so the
+    /// READY/RESUMED timeout counts again from now (it is a silence timeout).
+    pub(crate) fn on_replayed(&mut self) {
+        self.replayed += 1;
+        self.timers.set(
+            Timer::Ready,
+            self.now.saturating_add(self.config.timeouts.ready),
+        );
+    }
+
     /// READY or RESUMED was reported: the session is live; held commands go out.
     pub(crate) fn on_session_live(&mut self) {
         self.phase = Phase::Connected;
         self.attempts = 0;
         self.failed_resumes = 0;
+        self.undecodable_identifies = 0;
+        self.resume_via_main = false;
         self.timers.stop(Timer::Ready);
         let now = self.now;
         if let Some(session) = &mut self.session {
@@ -297,9 +315,37 @@ impl GatewayMachine {
             // No socket the machine knows of (already closed by the machine): ignore.
             return;
         }
+        if let (Phase::Connecting, Some(code)) = (self.phase, code) {
+            // A socket being opened has no close frame to give: this one is the late close
+            // handshake of the socket the machine closed before this `Connect`.
+            self.decide(
+                Cause::ServerClose(CloseCode(code)),
+                Rule::LateCloseIgnored,
+                Outcome::Ignore,
+            );
+            return;
+        }
         let (reason, fate) = match code.map(CloseCode) {
             None => (DisconnectReason::TransportLost, SessionFate::Keep),
             Some(code) => match code.action() {
+                CloseAction::Resume
+                    if code == CloseCode::DECODE_ERROR && self.phase == Phase::Identifying =>
+                {
+                    // The server could not read the Identify (or a heartbeat, which is
+                    // always well formed): the configuration produced it, and it will
+                    // produce the same bytes again.
+                    self.undecodable_identifies += 1;
+                    if self.undecodable_identifies >= UNDECODABLE_IDENTIFY_LIMIT {
+                        self.decide(
+                            Cause::ServerClose(code),
+                            Rule::IdentifyUndecodable,
+                            Outcome::Stop,
+                        );
+                        self.stop_fatal(FatalReason::IdentifyUndecodable);
+                        return;
+                    }
+                    (DisconnectReason::ServerClose(code), SessionFate::Keep)
+                }
                 CloseAction::Resume => (DisconnectReason::ServerClose(code), SessionFate::Keep),
                 CloseAction::Identify => (DisconnectReason::ServerClose(code), SessionFate::Drop),
                 CloseAction::Fatal => {
@@ -342,10 +388,12 @@ impl GatewayMachine {
         let was = self.phase;
         let (cause, mut rule) = self.explain(reason);
         let mut drop_session = fate == SessionFate::Drop;
-        // A connection to the resume URL that ends before Hello is a failed resume too: a
-        // resume URL that accepts but never speaks must not be redialled until the session
-        // goes stale.
-        if was == Phase::Resuming || (was == Phase::AwaitingHello && self.to_resume_url) {
+        let server_asked = reason == DisconnectReason::ReconnectRequested;
+        // The resume circuit breaker counts resumes the server received and did not
+        // complete. Attempts that end before Hello (refused, timed out, dropped: a network
+        // outage) never reached a server with the Resume and say nothing about the session;
+        // nor does op 7, the server asking for a reconnect.
+        if was == Phase::Resuming && !server_asked {
             self.failed_resumes += 1;
             if self.failed_resumes >= self.config.session.max_failed_resumes
                 && self.session.is_some()
@@ -355,10 +403,18 @@ impl GatewayMachine {
                 rule = Rule::ResumeCircuitBreaker;
             }
         }
-        if was == Phase::Connecting && self.to_resume_url {
-            // The resume URL did not answer: fall back to the main URL and identify.
-            drop_session = true;
+        // Before Hello, an attempt that fails (other than by op 7) keeps the session and
+        // sends the next attempt to the other URL: from the resume URL to the main one,
+        // still to resume, and back. Any other attempt goes to the resume URL.
+        let unreachable = matches!(was, Phase::Connecting | Phase::AwaitingHello) && !server_asked;
+        self.resume_via_main = unreachable && self.to_resume_url;
+        if self.resume_via_main && !drop_session {
             rule = Rule::ResumeUrlFallback;
+        }
+        if was == Phase::Identifying
+            && reason != DisconnectReason::ServerClose(CloseCode::DECODE_ERROR)
+        {
+            self.undecodable_identifies = 0;
         }
         if drop_session {
             self.session = None;
@@ -380,6 +436,14 @@ impl GatewayMachine {
                 .session
                 .as_ref()
                 .is_some_and(|s| !s.is_stale(at, stale_after));
+            if !resume && rule.promises_resume() {
+                // Name the rule that decided the identify, never one that promises a resume.
+                rule = if self.session.is_some() {
+                    Rule::StaleSessionCutoff
+                } else {
+                    Rule::NoSessionToResume
+                };
+            }
             self.decide(
                 cause,
                 rule,
@@ -428,10 +492,9 @@ impl GatewayMachine {
         self.push_event(Event::Fatal(reason));
     }
 
+    /// `shutdown` once the machine is known not to be terminal.
     pub(crate) fn shut_down(&mut self, keep_session: bool) {
-        if self.phase.is_terminal() {
-            return;
-        }
+        debug_assert!(!self.phase.is_terminal());
         self.note_liveness();
         self.decide(
             Cause::Shutdown { keep_session },

@@ -418,8 +418,8 @@ impl GatewayMachine {
                 self.on_resumed(name, Some(sequence), data)
             }
             Phase::Resuming => {
-                // Replayed while resuming: passed on like any dispatch.
-                self.replayed += 1;
+                // Replayed while resuming: passed on like any dispatch; progress.
+                self.on_replayed();
                 self.on_live_dispatch(name, sequence, data);
             }
             _ => self.out_of_phase(OpCode::Dispatch),

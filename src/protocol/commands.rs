@@ -55,6 +55,7 @@ pub fn check_frame_size(frame: &str) -> Result<(), InvalidCommand> {
 
 /// Why a command cannot be sent (or a JSON command was refused).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InvalidCommand {
     /// The serialized message is over [`MAX_FRAME_BYTES`]; Discord would close with 4002.
     #[error("the command is {size} bytes, over the gateway's {MAX_FRAME_BYTES}-byte limit")]
@@ -371,6 +372,7 @@ pub struct RequestSoundboardSounds {
 /// A field Request Channel Info can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChannelInfoField {
     /// The voice channel status text (`"status"`).
     Status,
@@ -403,6 +405,7 @@ impl RequestChannelInfo {
 /// Serde: the raw gateway message `{"op":N,"d":{…}}` in both directions (see the module
 /// docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Command {
     /// Op 3 Presence Update.
     UpdatePresence(UpdatePresence),

@@ -3,8 +3,12 @@
 use core::fmt;
 
 /// A gateway opcode: the `op` field of every message.
+///
+/// Not exhaustive: Discord adds opcodes (31 and 43 came late), and a `match` in your code
+/// should not break when this crate learns one.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum OpCode {
     /// An event was dispatched (receive).
     Dispatch = 0,

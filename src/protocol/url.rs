@@ -16,6 +16,7 @@ pub const DEFAULT_GATEWAY_URL: &str = "wss://gateway.discord.gg";
 
 /// Why a gateway URL was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum GatewayUrlError {
     /// The text is not a URL.
     #[error("invalid gateway URL: {0}")]

@@ -51,6 +51,7 @@ pub struct Header {
 /// One line after the header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Line {
     // ----- inputs -----
     /// `handle_connected`.

@@ -260,10 +260,11 @@ impl RecordingMachine {
         result
     }
 
-    /// See [`GatewayMachine::shutdown`].
-    pub fn shutdown(&mut self, now: Timestamp, keep_session: bool) {
+    /// See [`GatewayMachine::shutdown`]. Its result is not recorded: it follows from the
+    /// phase, which the replay reaches again.
+    pub fn shutdown(&mut self, now: Timestamp, keep_session: bool) -> Result<(), CommandError> {
         self.recorder.record_shutdown(now, keep_session);
-        self.machine.shutdown(now, keep_session);
+        self.machine.shutdown(now, keep_session)
     }
 
     /// See [`GatewayMachine::set_trace`]. Decisions are not recorded; a replay regenerates

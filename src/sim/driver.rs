@@ -19,6 +19,7 @@ use crate::time::Timestamp;
 
 /// How the driver answers [`Event::IdentifyRequested`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GrantPolicy {
     /// Grant at the same virtual time (right after the drain).
     Immediately,
@@ -30,6 +31,7 @@ pub enum GrantPolicy {
 
 /// A breach of the driver contract by the machine, seen by the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ContractViolation {
     /// `poll_output` did not return `Wait` within this many polls.
     DrainUnbounded(usize),
@@ -80,6 +82,59 @@ enum Owned {
 /// Time starts at the machine's `now` and only moves forward. At equal times the order is
 /// fixed: server actions first, then an identify grant, then the machine's timers. The same
 /// config, seed, script and calls give the same trace.
+///
+/// # Testing a bot's reactions
+///
+/// [`next_event`](Self::next_event) runs the world until the machine reports an event and
+/// hands it over, as a shard's `next_event()` does; [`run_for_with`](Self::run_for_with)
+/// calls a handler with each one. Whatever the test does then (a [`send`](Self::send), a
+/// [`shutdown`](Self::shutdown), a scripted [`server`](Self::server) action) happens at the
+/// event's virtual time, through the machine's rate limiter and queue, under the same
+/// contract checks:
+///
+/// ```
+/// use core::time::Duration;
+/// use discord_gateway_proto::protocol::commands::RequestGuildMembers;
+/// use discord_gateway_proto::sim::{
+///     FakeGateway, FakeGatewayConfig, ScriptAction, SimDriver, SimEvent, SimGuild, SimMessage,
+///     SimUser, Trigger,
+/// };
+/// use discord_gateway_proto::{Command, GatewayConfig, Intents, Snowflake, Token};
+///
+/// // The bot: on "!members", ask for the guild's members.
+/// fn on_event(sim: &mut SimDriver, event: SimEvent) {
+///     let SimEvent::Dispatch(dispatch) = event else { return };
+///     if dispatch.name == "MESSAGE_CREATE" && dispatch.data.contains(r#""content":"!members""#) {
+///         let guild = Snowflake(81_384_788_765_712_384);
+///         sim.send(Command::RequestGuildMembers(RequestGuildMembers::all(guild)))
+///             .expect("the machine takes it");
+///     }
+/// }
+///
+/// let guild = SimGuild::new(81_384_788_765_712_384, "Discord API");
+/// let mut gateway = FakeGateway::new(FakeGatewayConfig {
+///     guilds: vec![guild.clone()],
+///     ..FakeGatewayConfig::default()
+/// });
+/// let user = SimUser::person(41_771_983_423_143_937, "ferris");
+/// gateway.after(
+///     Trigger::ReadySent(1),
+///     Duration::from_secs(2),
+///     ScriptAction::Message(SimMessage::in_guild(&guild, user, "!members")),
+/// );
+/// // MESSAGE_CONTENT: without it the fake, like Discord, blanks the message's text.
+/// let intents = Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT;
+/// let config = GatewayConfig::new(Token::new("secret"), intents)
+///     .with_gateway_url("wss://gateway.sim");
+/// let mut sim = SimDriver::new(config, 7, gateway).unwrap();
+/// sim.run_for_with(Duration::from_secs(10), on_event);
+///
+/// // The fake got the request the moment the message arrived, and answered it.
+/// let message_at = sim.trace().dispatches().find(|(_, d)| d.name == "MESSAGE_CREATE").unwrap().0;
+/// let request = sim.gateway().received_op(8).next().unwrap();
+/// assert_eq!(request.time, message_at);
+/// assert!(sim.trace().dispatches().any(|(_, d)| d.name == "GUILD_MEMBERS_CHUNK"));
+/// ```
 #[derive(Debug)]
 pub struct SimDriver {
     machine: GatewayMachine,
@@ -94,6 +149,11 @@ pub struct SimDriver {
     max_polls: usize,
     token: Token,
     recorder: Option<Recorder>,
+    /// Trace entries before this index were handed to [`next_event`](Self::next_event) or
+    /// passed over.
+    handed: usize,
+    /// Steps taken in a row at the same virtual time (livelock guard).
+    same_time_steps: u32,
 }
 
 impl SimDriver {
@@ -168,6 +228,8 @@ impl SimDriver {
             max_polls: Self::DEFAULT_MAX_POLLS,
             token,
             recorder,
+            handed: 0,
+            same_time_steps: 0,
         };
         driver.drain(false);
         driver
@@ -281,6 +343,52 @@ impl SimDriver {
         true
     }
 
+    /// Runs until the machine reports an event, and returns it; `None` when nothing is
+    /// reported up to `until` (the clock is then at `until`). The bot's `next_event()`.
+    ///
+    /// When it returns, [`now`](Self::now) is the virtual time the event was reported at,
+    /// so what the test does next (e.g. [`send`](Self::send) an answer) happens then, after
+    /// everything else the world did at that instant (every server message due then is
+    /// delivered before the first event of the instant is handed over). Each event is
+    /// handed over once, in order, whichever call made the machine report it (a `send`
+    /// may report a rate-limit event, for one); events reported at an earlier time and
+    /// never handed over (e.g. during a [`run_for`](Self::run_for)) are skipped: they stay
+    /// in the [`trace`](Self::trace).
+    pub fn next_event(&mut self, until: Timestamp) -> Option<SimEvent> {
+        loop {
+            if let Some(event) = self.take_event() {
+                return Some(event);
+            }
+            if !self.step_until(until) {
+                self.now = self.now.max(until);
+                return None;
+            }
+        }
+    }
+
+    /// Runs until `until`, calling `handler` with each event the machine reports, at the
+    /// event's virtual time (see [`next_event`](Self::next_event)); the handler may act on
+    /// the driver (send a command, script the server, shut down...). The clock ends at
+    /// `until`.
+    pub fn run_until_with(
+        &mut self,
+        until: Timestamp,
+        mut handler: impl FnMut(&mut SimDriver, SimEvent),
+    ) {
+        while let Some(event) = self.next_event(until) {
+            handler(self, event);
+        }
+    }
+
+    /// [`run_until_with`](Self::run_until_with) `now + duration`.
+    pub fn run_for_with(
+        &mut self,
+        duration: Duration,
+        handler: impl FnMut(&mut SimDriver, SimEvent),
+    ) {
+        self.run_until_with(self.now.saturating_add(duration), handler);
+    }
+
     /// Steps until everything due at or before `until` is handled; the clock ends at `until`.
     pub fn run_until(&mut self, until: Timestamp) {
         self.run_until_event(until, |_| false);
@@ -299,28 +407,50 @@ impl SimDriver {
         until: Timestamp,
         mut pred: impl FnMut(&SimEvent) -> bool,
     ) -> Option<Timestamp> {
-        let mut same_time_steps = 0u32;
-        let mut last = self.now;
-        while let Some(at) = self.next_deadline() {
-            if at > until {
-                break;
-            }
+        loop {
             let start = self.trace.len();
-            self.step();
-            if self.now == last {
-                same_time_steps += 1;
-                assert!(
-                    same_time_steps < 100_000,
-                    "livelock: 100000 steps at {}\n{}",
-                    self.now,
-                    self.trace.since(self.trace.len().saturating_sub(40))
-                );
-            } else {
-                same_time_steps = 0;
-                last = self.now;
+            if !self.step_until(until) {
+                return None;
             }
             if let Some((t, _)) = self.trace.since(start).events().find(|(_, e)| pred(e)) {
                 return Some(t);
+            }
+        }
+    }
+
+    /// Takes one [`step`](Self::step) if something is due at or before `until`; returns
+    /// whether it did. Panics with the trace's tail after 100,000 steps at one virtual time
+    /// (a livelock between the parts).
+    fn step_until(&mut self, until: Timestamp) -> bool {
+        if self.next_deadline().is_none_or(|at| at > until) {
+            return false;
+        }
+        let before = self.now;
+        self.step();
+        if self.now == before {
+            self.same_time_steps += 1;
+            assert!(
+                self.same_time_steps < 100_000,
+                "livelock: 100000 steps at {}\n{}",
+                self.now,
+                self.trace.since(self.trace.len().saturating_sub(40))
+            );
+        } else {
+            self.same_time_steps = 0;
+        }
+        true
+    }
+
+    /// The next event not yet handed over, if it was reported at the current time (earlier
+    /// ones are passed over).
+    fn take_event(&mut self) -> Option<SimEvent> {
+        let entries = self.trace.entries();
+        while let Some(entry) = entries.get(self.handed) {
+            self.handed += 1;
+            if let TraceKind::Event(event) = &entry.kind {
+                if entry.time >= self.now {
+                    return Some(event.clone());
+                }
             }
         }
         None
@@ -381,14 +511,15 @@ impl SimDriver {
     }
 
     /// Calls `shutdown` on the machine now, then drains.
-    pub fn shutdown(&mut self, keep_session: bool) {
+    pub fn shutdown(&mut self, keep_session: bool) -> Result<(), CommandError> {
         let terminal = self.machine.phase().is_terminal();
         self.trace
             .push(self.now, TraceKind::Shutdown { keep_session });
         let now = self.now;
         self.record(|r| r.record_shutdown(now, keep_session));
-        self.machine.shutdown(now, keep_session);
+        let result = self.machine.shutdown(now, keep_session);
         self.drain(terminal);
+        result
     }
 
     /// The server does `action` now, on the open connection; what it sends is delivered.

@@ -3,6 +3,7 @@
 //! The scenario tests and the demos share this logic; see [`FakeGateway`].
 
 use super::compress::ServerCompressor;
+use super::payloads::{self, MemberRequest, ReadyParts, SimGuild, SimMessage, SimUser};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -12,7 +13,7 @@ use core::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Token;
+use crate::config::{ShardId, Token};
 use crate::protocol::commands::MAX_FRAME_BYTES;
 use crate::time::Timestamp;
 
@@ -28,6 +29,7 @@ impl fmt::Display for ConnectionId {
 
 /// What the fake does with a connection request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectBehavior {
     /// Accept after [`FakeGatewayConfig::connect_delay`], then send Hello.
     Accept,
@@ -93,8 +95,30 @@ pub struct FakeGatewayConfig {
     pub send_resumed: bool,
     /// How long after a refused Resume op 9 `false` is sent.
     pub invalid_session_delay: Duration,
-    /// How many (unavailable) guilds READY lists.
-    pub ready_guilds: u32,
+    /// The bot account: READY's `user`, the bot's member in each guild.
+    pub user: SimUser,
+    /// READY's `application.id` (a bot's application id is its user id).
+    pub application_id: u64,
+    /// READY's `shard`. `None` (the default) echoes the Identify's `shard`, as Discord does,
+    /// and leaves it out when the Identify had none; `Some` sends this one whatever the
+    /// client asked (to test a client against a confused server).
+    pub ready_shard: Option<ShardId>,
+    /// The bot's guilds: READY lists them as unavailable, then each one's GUILD_CREATE
+    /// follows (see [`guild_create_delay`](Self::guild_create_delay)); Request Guild
+    /// Members is answered from them.
+    pub guilds: Vec<SimGuild>,
+    /// After READY, the i-th guild's GUILD_CREATE (from 0) comes `(i + 1) *` this later, on
+    /// the same connection. `None`: no GUILD_CREATE is sent (the test scripts its own).
+    pub guild_create_delay: Option<Duration>,
+    /// How long after a Request Guild Members (op 8) for one of [`guilds`](Self::guilds)
+    /// its GUILD_MEMBERS_CHUNKs are sent (1,000 members a chunk; presences only with the
+    /// GUILD_PRESENCES intent; see [`payloads`](super::payloads)). `None`: never answered.
+    /// Other guilds' requests get no answer.
+    pub member_chunk_delay: Option<Duration>,
+    /// The wall-clock time of virtual time zero, in milliseconds since the Unix epoch:
+    /// message ids (snowflakes), `timestamp` and `joined_at` derive from it and the virtual
+    /// time, never from a clock. Default: 2025-01-01T00:00:00Z.
+    pub epoch_unix_ms: u64,
     /// Rules for connection requests.
     pub connect_rules: Vec<ConnectRule>,
     /// Close the connection with Discord's code on a violation (4001 unknown opcode, 4002
@@ -121,7 +145,13 @@ impl Default for FakeGatewayConfig {
             send_ready: true,
             send_resumed: true,
             invalid_session_delay: Duration::from_millis(100),
-            ready_guilds: 0,
+            user: SimUser::default(),
+            application_id: 1000,
+            ready_shard: None,
+            guilds: Vec::new(),
+            guild_create_delay: Some(Duration::from_millis(50)),
+            member_chunk_delay: Some(Duration::from_millis(50)),
+            epoch_unix_ms: 1_735_689_600_000,
             connect_rules: Vec::new(),
             enforce: true,
             rate_limit: (120, Duration::from_secs(60)),
@@ -131,6 +161,7 @@ impl Default for FakeGatewayConfig {
 
 /// When a scripted action happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Trigger {
     /// At this virtual time.
     At(Timestamp),
@@ -159,6 +190,7 @@ pub enum Trigger {
 
 /// Something the server does, on the connection open when it happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ScriptAction {
     /// A dispatch (op 0) with the next sequence number of the session. With no live
     /// connection, it is logged in the latest session as missed (replayed on Resume).
@@ -168,6 +200,11 @@ pub enum ScriptAction {
         /// Raw JSON `d`.
         data: String,
     },
+    /// A MESSAGE_CREATE dispatch for this message, with a snowflake id and a `timestamp`
+    /// from the virtual time it is sent at (otherwise like [`Dispatch`](Self::Dispatch)).
+    /// As on Discord, a session identified without the MESSAGE_CONTENT intent gets an empty
+    /// `content` for guild messages that are not the bot's own and do not mention it.
+    Message(SimMessage),
     /// Op 1: ask the client to beat now.
     RequestHeartbeat,
     /// Op 7: ask the client to reconnect and resume.
@@ -228,6 +265,7 @@ pub struct ScriptStep {
 
 /// What the server does on the wire, for the driver to carry to the client.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerAction {
     /// The connection is open.
     Accept,
@@ -275,6 +313,7 @@ pub struct ServerOutput {
 
 /// Who ended a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Closer {
     /// The client closed with this code.
     Client(u16),
@@ -369,10 +408,15 @@ pub struct ServerSession {
     pub log: Vec<LoggedDispatch>,
     /// Whether it may still be resumed.
     pub valid: bool,
+    /// The `shard` the client identified with, if it sent one.
+    pub shard: Option<ShardId>,
+    /// The `intents` the client identified with.
+    pub intents: u64,
 }
 
 /// Something the client did that Discord would not accept.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ViolationKind {
     /// The connection URL lacks `v=10` or `encoding=json`.
     BadUrl(String),
@@ -426,6 +470,10 @@ enum Job {
     Hello(ConnectionId),
     Ack(ConnectionId),
     Ready(ConnectionId, usize),
+    /// The GUILD_CREATE of `config.guilds[.2]` in session `.1`.
+    GuildCreate(ConnectionId, usize, usize),
+    /// A GUILD_MEMBERS_CHUNK with this `d`.
+    MembersChunk(ConnectionId, String),
     Replay(ConnectionId, usize, u64),
     InvalidSession(ConnectionId),
     Script(ScriptAction),
@@ -439,6 +487,8 @@ impl Job {
             | Job::Hello(c)
             | Job::Ack(c)
             | Job::Ready(c, _)
+            | Job::GuildCreate(c, _, _)
+            | Job::MembersChunk(c, _)
             | Job::Replay(c, _, _)
             | Job::InvalidSession(c) => Some(c),
             Job::Script(_) => None,
@@ -470,10 +520,13 @@ enum Happening {
 /// a recorder or a fuzzer.
 ///
 /// What it does by default, like Discord: on a connection, send Hello; on Identify, start a
-/// session and send READY (with a distinct `resume_gateway_url`); on Resume of a known
-/// session, replay the dispatches the client missed, in order, then send RESUMED (op 9
-/// `false` for an unknown or invalidated session or a sequence from the future); ACK every
-/// heartbeat. Knobs in [`FakeGatewayConfig`] and a [`Script`](ScriptStep) of
+/// session and send READY (with a distinct `resume_gateway_url`, the Identify's `shard`, the
+/// configured bot [`user`](FakeGatewayConfig::user) and [`guilds`](FakeGatewayConfig::guilds)),
+/// then each guild's GUILD_CREATE; on Resume of a known session, replay the dispatches the
+/// client missed, in order, then send RESUMED (op 9 `false` for an unknown or invalidated
+/// session or a sequence from the future); ACK every heartbeat; answer Request Guild Members
+/// with a GUILD_MEMBERS_CHUNK. The payloads have Discord's shapes (see [`payloads`](super::payloads)):
+/// a model crate such as twilight-model reads them as it reads Discord's. Knobs in [`FakeGatewayConfig`] and a [`Script`](ScriptStep) of
 /// [`ScriptAction`]s change that: ACK delays and missed ACKs, op 1 / 7 / 9 at a time or after
 /// an event, closes with any code, dispatch streams, refused or hanging connections, a Hello
 /// that never comes.
@@ -511,6 +564,8 @@ pub struct FakeGateway {
     violations: Vec<Violation>,
     counts: [u32; 6],
     heartbeats: u32,
+    /// Messages made by [`ScriptAction::Message`], for their snowflakes' increment.
+    messages: u32,
 }
 
 impl Default for FakeGateway {
@@ -537,6 +592,7 @@ impl FakeGateway {
             violations: Vec::new(),
             counts: [0; 6],
             heartbeats: 0,
+            messages: 0,
         }
     }
 
@@ -739,6 +795,13 @@ impl FakeGateway {
                 if !(c.identified || c.resumed) {
                     self.violate(connection, ViolationKind::NotAuthenticated(op));
                     self.enforce(connection, 4003, "not authenticated");
+                    return;
+                }
+                if let (8, Some(delay)) = (op, self.config.member_chunk_delay) {
+                    let at = self.now.saturating_add(delay);
+                    for data in self.members_chunks(index, &d) {
+                        self.schedule(at, Job::MembersChunk(connection, data));
+                    }
                 }
             }
             other => {
@@ -1019,6 +1082,24 @@ impl FakeGateway {
                 }
             }
             Job::Ready(id, session) => self.send_ready(id, session),
+            Job::GuildCreate(id, session, guild) => {
+                let Some(index) = self.open_index(id) else {
+                    return;
+                };
+                let Some(guild) = self.config.guilds.get(guild) else {
+                    return;
+                };
+                let data = payloads::guild_create(guild, &self.config.user, self.unix_ms());
+                self.dispatch(session, Some(index), "GUILD_CREATE", &data);
+            }
+            Job::MembersChunk(id, data) => {
+                let Some(index) = self.open_index(id) else {
+                    return;
+                };
+                if let Some(session) = self.session_of(index) {
+                    self.dispatch(session, Some(index), "GUILD_MEMBERS_CHUNK", &data);
+                }
+            }
             Job::Replay(id, session, from) => self.replay(id, session, from),
             Job::InvalidSession(id) => {
                 if self.open_index(id).is_some() {
@@ -1063,20 +1144,55 @@ impl FakeGateway {
         let Some(index) = self.open_index(id) else {
             return;
         };
-        let session_id = self.sessions[session].id.clone();
-        let guilds: Vec<String> = (0..self.config.ready_guilds)
-            .map(|g| format!(r#"{{"id":"{}","unavailable":true}}"#, 2000 + g))
-            .collect();
-        let data = format!(
-            r#"{{"v":10,"user":{{"id":"1000","username":"sim-bot","discriminator":"0","bot":true}},"guilds":[{}],"session_id":{},"resume_gateway_url":{},"shard":[0,1],"application":{{"id":"1000","flags":0}}}}"#,
-            guilds.join(","),
-            Value::from(session_id.as_str()),
-            Value::from(self.config.resume_url.as_str()),
-        );
+        let data = payloads::ready(&ReadyParts {
+            session_id: &self.sessions[session].id,
+            resume_gateway_url: &self.config.resume_url,
+            user: &self.config.user,
+            application_id: self.config.application_id,
+            guilds: &self.config.guilds,
+            shard: self.config.ready_shard.or(self.sessions[session].shard),
+        });
         self.connections[index].live = true;
         self.latest_session = Some(session);
         self.dispatch(session, Some(index), "READY", &data);
+        if let Some(delay) = self.config.guild_create_delay {
+            let mut at = self.now;
+            for guild in 0..self.config.guilds.len() {
+                at = at.saturating_add(delay);
+                self.schedule(at, Job::GuildCreate(id, session, guild));
+            }
+        }
         self.happened(Happening::ReadySent);
+    }
+
+    /// The virtual now on the wall clock ([`FakeGatewayConfig::epoch_unix_ms`]).
+    fn unix_ms(&self) -> u64 {
+        let since_zero = self
+            .now
+            .saturating_duration_since(Timestamp::ZERO)
+            .as_millis();
+        self.config
+            .epoch_unix_ms
+            .saturating_add(u64::try_from(since_zero).unwrap_or(u64::MAX))
+    }
+
+    /// The `d`s of the GUILD_MEMBERS_CHUNKs answering Request Guild Members `d` on
+    /// connection `index`; none unless it asks (validly) about one of the configured guilds.
+    fn members_chunks(&self, index: usize, d: &Value) -> Vec<String> {
+        let Some(mut request) = MemberRequest::read(d) else {
+            return Vec::new();
+        };
+        let Some(guild) = self.config.guilds.iter().find(|g| g.id == request.guild_id) else {
+            return Vec::new();
+        };
+        // Presences need the GUILD_PRESENCES intent (1 << 8); without it Discord sends none.
+        let intents = self
+            .session_of(index)
+            .map_or(0, |s| self.sessions[s].intents);
+        request.presences &= intents & (1 << 8) != 0;
+        // The bot joined each guild at virtual time zero.
+        let joined = self.config.epoch_unix_ms;
+        payloads::guild_members_chunks(guild, &self.config.user, joined, &request)
     }
 
     fn replay(&mut self, id: ConnectionId, session: usize, from: u64) {
@@ -1101,19 +1217,42 @@ impl FakeGateway {
         }
     }
 
+    /// Where a scripted dispatch goes: the live connection (if any) and its session, else
+    /// no connection and the latest valid session (the dispatch is missed, then replayed).
+    fn script_target(&self, current: Option<usize>) -> (Option<usize>, Option<usize>) {
+        let live = current.filter(|&i| self.connections[i].live);
+        let session = match live {
+            Some(i) => self.session_of(i),
+            None => self.latest_session.filter(|&s| self.sessions[s].valid),
+        };
+        (live, session)
+    }
+
     fn run_script(&mut self, action: ScriptAction) {
         let current = self.current_index();
         let id = current.map(|i| self.connections[i].id);
         match action {
             ScriptAction::Dispatch { name, data } => {
-                let live = current.filter(|&i| self.connections[i].live);
-                let session = match live {
-                    Some(i) => self.session_of(i),
-                    None => self.latest_session.filter(|&s| self.sessions[s].valid),
-                };
+                let (live, session) = self.script_target(current);
                 if let Some(session) = session {
                     self.dispatch(session, live, &name, &data);
                 }
+            }
+            ScriptAction::Message(message) => {
+                let (live, session) = self.script_target(current);
+                let Some(session) = session else { return };
+                let increment = (self.messages & 0xfff) as u16;
+                self.messages = self.messages.wrapping_add(1);
+                let id = payloads::snowflake_at(self.unix_ms(), increment);
+                // Without the MESSAGE_CONTENT intent (1 << 15) Discord blanks the content of
+                // guild messages that are not the bot's own and do not mention it.
+                let bot = self.config.user.id;
+                let with_content = self.sessions[session].intents & (1 << 15) != 0
+                    || message.guild_id.is_none()
+                    || message.author.id == bot
+                    || message.content.contains(&format!("<@{bot}>"));
+                let data = payloads::message_create(&message, id, with_content);
+                self.dispatch(session, live, "MESSAGE_CREATE", &data);
             }
             ScriptAction::ForgetSessions => {
                 for s in &mut self.sessions {
@@ -1156,7 +1295,9 @@ impl FakeGateway {
                         }
                         return;
                     }
-                    ScriptAction::Dispatch { .. } | ScriptAction::ForgetSessions => return,
+                    ScriptAction::Dispatch { .. }
+                    | ScriptAction::Message(_)
+                    | ScriptAction::ForgetSessions => return,
                 };
                 self.send(id, text);
             }
@@ -1231,11 +1372,18 @@ impl FakeGateway {
             return;
         }
         let session_id = format!("sim-session-{}", self.sessions.len() + 1);
+        let shard = d.get("shard").and_then(|pair| {
+            let id = u32::try_from(pair.get(0)?.as_u64()?).ok()?;
+            let count = u32::try_from(pair.get(1)?.as_u64()?).ok()?;
+            Some(ShardId::new(id, count))
+        });
         self.sessions.push(ServerSession {
             id: session_id.clone(),
             sequence: 0,
             log: Vec::new(),
             valid: true,
+            shard,
+            intents: d["intents"].as_u64().unwrap_or(0),
         });
         let session = self.sessions.len() - 1;
         let c = &mut self.connections[index];

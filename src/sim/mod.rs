@@ -3,8 +3,13 @@
 //!
 //! - [`FakeGateway`]: the server side, scripted ([`FakeGatewayConfig`] knobs and
 //!   [`ScriptStep`]s), checking what the client sends and recording it.
+//! - [`payloads`]: the `d` of its dispatches, shaped like Discord's, with the bot
+//!   ([`SimUser`]), its guilds ([`SimGuild`]) and messages ([`SimMessage`]) as data.
 //! - [`SimDriver`]: one [`GatewayMachine`](crate::GatewayMachine) and one `FakeGateway` in
-//!   virtual time, checking the driver contract and recording a [`Trace`].
+//!   virtual time, checking the driver contract and recording a [`Trace`];
+//!   [`next_event`](SimDriver::next_event) and [`run_for_with`](SimDriver::run_for_with)
+//!   hand the bot each event at its virtual time, to test its reactions (see
+//!   [`SimDriver`]'s "Testing a bot's reactions").
 //!
 //! ```
 //! use core::time::Duration;
@@ -23,6 +28,7 @@
 mod compress;
 mod driver;
 mod gateway;
+pub mod payloads;
 mod trace;
 
 pub use driver::{ContractViolation, GrantPolicy, SimDriver};
@@ -31,4 +37,5 @@ pub use gateway::{
     FakeGatewayConfig, LoggedDispatch, ReceivedFrame, ScriptAction, ScriptStep, ServerAction,
     ServerOutput, ServerSession, Trigger, Violation, ViolationKind,
 };
+pub use payloads::{SimGuild, SimMessage, SimUser};
 pub use trace::{SimEvent, Trace, TraceEntry, TraceKind};

@@ -72,6 +72,7 @@ impl SimEvent {
 
 /// What happened at one point of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TraceKind {
     /// The machine asked for a connection; the fake gateway numbered it.
     Connect {

@@ -738,10 +738,12 @@ pub fn check_command_json(command: &Command, json: &str) {
                 let name = match field {
                     ChannelInfoField::Status => "status",
                     ChannelInfoField::VoiceStartTime => "voice_start_time",
+                    other => panic!("a field this check does not know: {other:?}"),
                 };
                 assert_eq!(value, &Value::String(name.into()));
             }
         }
+        other => panic!("a command this check does not know: {other:?}"),
     }
 }
 
@@ -925,8 +927,13 @@ impl Checker {
         }
     }
 
-    /// The driver reported the socket closed.
-    pub fn on_closed(&mut self) {
+    /// The driver reported a socket closed, with a close frame or without (`None`: the
+    /// transport failed). A socket being opened has no close frame to give: a frame
+    /// reported then is the late close of the socket closed before, and the attempt goes on.
+    pub fn on_closed(&mut self, frame: Option<CloseFrame<'_>>) {
+        if frame.is_some() && self.socket == Socket::Connecting {
+            return;
+        }
         self.socket = Socket::None;
     }
 
@@ -1236,7 +1243,7 @@ impl Run {
                         reason: "fuzz",
                     }),
                 };
-                self.checker.on_closed();
+                self.checker.on_closed(frame);
                 self.machine.handle_closed(now, frame);
             }
             Step::TimeoutAtDeadline { late_ms } => {
@@ -1285,7 +1292,16 @@ impl Run {
             }
             Step::Shutdown(delta, keep) => {
                 let now = self.input_time(delta);
-                self.machine.shutdown(now, keep);
+                let expected = if before.is_terminal() {
+                    Err(CommandError::Stopped)
+                } else {
+                    Ok(())
+                };
+                assert_eq!(
+                    self.machine.shutdown(now, keep),
+                    expected,
+                    "shutdown in {before:?}"
+                );
             }
         }
         let deadline = self.drain();
@@ -1515,7 +1531,7 @@ fn compress(compression: discord_gateway_proto::Compression, messages: &[&[u8]])
                 })
                 .collect()
         }
-        Compression::None => unreachable!("not a compression"),
+        other => unreachable!("not a compression built in: {other:?}"),
     }
 }
 
@@ -1525,8 +1541,9 @@ fn compress(compression: discord_gateway_proto::Compression, messages: &[&[u8]])
 ///   as compressed bytes; it must not panic, an `Ok(true)` message is at most
 ///   `max_message_size` bytes, the output buffer never grows past `max_message_size + 1`
 ///   bytes of capacity, `Ok(false)` leaves it empty, and the decompressor's own memory stays
-///   bounded (zlib: its state plus at most twice `max_buffered_compressed`; zstd: libzstd's
-///   128 MiB window cap). After an error it is reset, as the machine does.
+///   bounded (zlib: its state plus at most twice `max_buffered_compressed`; zstd: the
+///   `Limits::max_window` cap, 8 MiB, plus its buffers). After an error it is reset, as the
+///   machine does.
 /// - round-trip mode: the messages are compressed as the gateway does and must come back
 ///   byte for byte, or fail with `MessageTooLarge` exactly when over the limit.
 /// - machine mode: the raw messages go to a connected machine with that compression as
@@ -1548,11 +1565,13 @@ pub fn inflate(data: &[u8]) {
         command_queue: 1,
         max_message_size,
         max_buffered_compressed,
+        ..Limits::default()
     };
     /// The zlib-rs inflate state with its window (46.4 KiB measured), rounded up.
     const ZLIB_STATE: usize = 64 * 1024;
-    /// libzstd's context with a 128 MiB window and its block buffers, rounded up.
-    const ZSTD_MAX: usize = 129 * 1024 * 1024;
+    /// libzstd's context with the largest window `Limits::max_window` lets a frame declare
+    /// (8 MiB by default) and its block buffers: 8 MiB + 478 KiB measured, rounded up.
+    const ZSTD_MAX: usize = discord_gateway_proto::config::DEFAULT_MAX_WINDOW + 1024 * 1024;
     let decompressor_bound = match compression {
         Compression::ZstdStream => ZSTD_MAX,
         _ => ZLIB_STATE + 2 * max_buffered_compressed,
@@ -1560,7 +1579,7 @@ pub fn inflate(data: &[u8]) {
     let messages = split_messages(rest);
     match mode >> 6 {
         0 | 1 => {
-            let mut d = Decompressor::new(compression, &limits);
+            let mut d = Decompressor::new(compression, &limits).expect("available compression");
             let mut out = Vec::new();
             for message in messages {
                 let result = d.feed(message, &mut out);
@@ -1583,7 +1602,7 @@ pub fn inflate(data: &[u8]) {
             }
         }
         2 => {
-            let mut d = Decompressor::new(compression, &limits);
+            let mut d = Decompressor::new(compression, &limits).expect("available compression");
             let mut out = Vec::new();
             for (message, compressed) in messages.iter().zip(compress(compression, &messages)) {
                 let result = d.feed(&compressed, &mut out);

@@ -7,11 +7,14 @@
 //! Random choices the model cannot know (heartbeat jitter, backoff jitter, the op-9 wait) are
 //! learned from the machine's outputs and checked against the allowed range with
 //! [`Model::learn_first_beat`] and [`Model::learn_reconnect`].
+//!
+//! The policy (timeouts, backoff, heartbeat and session policy) is whatever configuration the
+//! test generated: the model reads the same numbers the machine does.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
-use discord_gateway_proto::Timestamp;
+use discord_gateway_proto::{Backoff, BackoffSchedule, Timestamp};
 
 /// The policy numbers the model follows (the machine's config, read once).
 #[derive(Clone, Copy, Debug)]
@@ -22,13 +25,16 @@ pub struct Policy {
     pub ready_timeout: Duration,
     pub stale_after: Duration,
     pub max_failed_resumes: u32,
-    pub max_attempts: Option<u32>,
-    /// Exponential backoff: attempt n >= 1 waits in `[d/2, d)`, `d = initial * 2^(n-1)`
-    /// capped at `max`; attempt 0 (after a healthy connection) does not wait.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
+    /// The reconnect policy: attempt 0 (after a healthy connection) waits `first_delay`;
+    /// attempt n >= 1 waits per the schedule (exponential: `d = initial * 2^(n-1)` capped at
+    /// `max`, in `[d/2, d)` with jitter; linear: `initial + step * (n-1)` capped at `max`).
+    pub backoff: Backoff,
     /// op 9 `false`: wait in `[min, max)` before identifying again (or the backoff, if longer).
     pub invalid_session_delay: (Duration, Duration),
+    /// Beats in a row without an ACK before the zombie verdict.
+    pub missed_acks_before_zombie: u32,
+    /// Any message after a beat counts as its ACK (`Liveness::AnyMessage`).
+    pub any_message_liveness: bool,
 }
 
 /// op-1 answers: a burst of this many, refilled one per [`OP1_REFILL`].
@@ -74,6 +80,8 @@ impl MPhase {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MSession {
     pub seq: u64,
+    /// The last proof of life the liveness policy accepts (READY, RESUMED, an ACK; under
+    /// `Liveness::AnyMessage`, any message): the stale cutoff counts from here.
     pub last_ack: Timestamp,
     pub has_resume_url: bool,
 }
@@ -97,9 +105,57 @@ pub enum Op1 {
 /// The reconnect the machine must announce (`Event::Disconnected`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reconnect {
-    /// The delay's allowed range `[min, max)`; `(0, 0)`: at once.
+    /// The delay's allowed range: `[min, max)`, or `[min, max]` when `max_inclusive`
+    /// (`min == max` inclusive: exactly that; zero: at once).
     pub min: Duration,
     pub max: Duration,
+    pub max_inclusive: bool,
+}
+
+impl Reconnect {
+    fn exactly(d: Duration) -> Self {
+        Reconnect {
+            min: d,
+            max: d,
+            max_inclusive: true,
+        }
+    }
+
+    /// A draw from `[min, max)`, or `min` when that range is empty (`Prng::duration_between`).
+    fn drawn(min: Duration, max: Duration) -> Self {
+        if max <= min {
+            Self::exactly(min)
+        } else {
+            Reconnect {
+                min,
+                max,
+                max_inclusive: false,
+            }
+        }
+    }
+
+    /// The range of the larger of two independent draws.
+    fn max_of(self, other: Reconnect) -> Self {
+        let (sup, inclusive) = match self.max.cmp(&other.max) {
+            std::cmp::Ordering::Greater => (self.max, self.max_inclusive),
+            std::cmp::Ordering::Less => (other.max, other.max_inclusive),
+            std::cmp::Ordering::Equal => (self.max, self.max_inclusive || other.max_inclusive),
+        };
+        Reconnect {
+            min: self.min.max(other.min),
+            max: sup,
+            max_inclusive: inclusive,
+        }
+    }
+
+    /// The machine connects in the same call: the delay can only be zero.
+    fn at_once(self) -> bool {
+        self.max.is_zero()
+    }
+
+    fn allows(self, delay: Duration) -> bool {
+        delay >= self.min && (delay < self.max || (self.max_inclusive && delay == self.max))
+    }
 }
 
 /// What the machine must output for one input.
@@ -136,6 +192,16 @@ enum Wait {
     InvalidSession,
 }
 
+/// What ended a connection, where the rules tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// op 7: the server asked.
+    Op7,
+    /// The server closed with 4002.
+    Close4002,
+    Other,
+}
+
 #[derive(Clone, Debug)]
 pub struct Model {
     pub policy: Policy,
@@ -143,8 +209,13 @@ pub struct Model {
     pub phase: MPhase,
     pub session: Option<MSession>,
     pub to_resume_url: bool,
+    /// The next resume goes to the main URL (the last attempt, on the resume URL, ended
+    /// before Hello).
+    pub resume_via_main: bool,
     pub attempts: u32,
     pub failed_resumes: u32,
+    /// Identifies in a row the server closed with 4002.
+    pub undecodable_identifies: u32,
     pub connect_deadline: Option<Timestamp>,
     pub hello_deadline: Option<Timestamp>,
     pub ready_deadline: Option<Timestamp>,
@@ -154,6 +225,10 @@ pub struct Model {
     pub awaiting_ack: bool,
     /// The op-1 answers sent on this connection (the budget is a bucket over them).
     pub op1_answers: Vec<Timestamp>,
+    /// Scheduled beats in a row that found the previous one unanswered.
+    pub unanswered: u32,
+    /// A message arrived since the last beat was sent.
+    pub heard_since_beat: bool,
 }
 
 impl Model {
@@ -165,8 +240,10 @@ impl Model {
             phase: MPhase::Disconnected,
             session: None,
             to_resume_url: false,
+            resume_via_main: false,
             attempts: 0,
             failed_resumes: 0,
+            undecodable_identifies: 0,
             connect_deadline: None,
             hello_deadline: None,
             ready_deadline: None,
@@ -175,6 +252,8 @@ impl Model {
             beat_due: None,
             awaiting_ack: false,
             op1_answers: Vec::new(),
+            unanswered: 0,
+            heard_since_beat: false,
         };
         let mut e = Expect::default();
         m.connect(&mut e);
@@ -210,14 +289,18 @@ impl Model {
         self.beat_due = None;
         self.awaiting_ack = false;
         self.op1_answers.clear();
+        self.unanswered = 0;
+        self.heard_since_beat = false;
     }
 
-    /// Opens a connection: a stale session is dropped first; resumes go to the resume URL.
+    /// Opens a connection: a stale session is dropped first; resumes go to the resume URL,
+    /// unless the last attempt there ended before Hello (then to the main URL).
     fn connect(&mut self, e: &mut Expect) {
         if self.is_stale(self.now) {
             self.session = None;
         }
-        self.to_resume_url = self.session.as_ref().is_some_and(|s| s.has_resume_url);
+        self.to_resume_url =
+            !self.resume_via_main && self.session.as_ref().is_some_and(|s| s.has_resume_url);
         self.clear_connection();
         self.phase = MPhase::Connecting;
         self.connect_deadline = Some(self.now.saturating_add(self.policy.connect_timeout));
@@ -228,35 +311,56 @@ impl Model {
         });
     }
 
-    fn backoff(&self, attempt: u32) -> (Duration, Duration) {
+    fn backoff(&self, attempt: u32) -> Reconnect {
+        let b = &self.policy.backoff;
         if attempt == 0 {
-            return (Duration::ZERO, Duration::ZERO);
+            return Reconnect::exactly(b.first_delay);
         }
-        let factor = 1u32.checked_shl((attempt - 1).min(31)).unwrap_or(u32::MAX);
-        let full = self
-            .policy
-            .backoff_initial
-            .checked_mul(factor)
-            .unwrap_or(self.policy.backoff_max)
-            .min(self.policy.backoff_max);
-        (full / 2, full)
+        let n = attempt - 1;
+        match b.schedule {
+            BackoffSchedule::Exponential {
+                initial,
+                max,
+                jitter,
+            } => {
+                let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
+                let full = initial.checked_mul(factor).unwrap_or(max).min(max);
+                if jitter {
+                    Reconnect::drawn(full / 2, full)
+                } else {
+                    Reconnect::exactly(full)
+                }
+            }
+            BackoffSchedule::Linear { initial, step, max } => Reconnect::exactly(
+                step.checked_mul(n)
+                    .and_then(|s| s.checked_add(initial))
+                    .unwrap_or(max)
+                    .min(max),
+            ),
+            other => panic!("a backoff schedule the model does not know: {other:?}"),
+        }
     }
 
     /// The connection ends. `machine_closes`: the machine closes the socket itself (so it
     /// must output `Close`), as opposed to the server having closed it.
-    fn lose(&mut self, fate: Fate, wait: Wait, machine_closes: bool, e: &mut Expect) {
+    fn lose(&mut self, fate: Fate, wait: Wait, machine_closes: bool, why: Why, e: &mut Expect) {
         let was = self.phase;
+        let server_asked = why == Why::Op7;
+        if was == MPhase::Identifying && why != Why::Close4002 {
+            self.undecodable_identifies = 0;
+        }
         let mut drop = fate == Fate::Drop;
-        // A resume URL that accepts but ends the connection before Hello failed the resume.
-        if was == MPhase::Resuming || (was == MPhase::AwaitingHello && self.to_resume_url) {
+        // The breaker counts resumes the server received and did not complete (op 7 aside).
+        if was == MPhase::Resuming && !server_asked {
             self.failed_resumes += 1;
             if self.failed_resumes >= self.policy.max_failed_resumes && self.session.is_some() {
                 drop = true; // circuit breaker
             }
         }
-        if was == MPhase::Connecting && self.to_resume_url {
-            drop = true; // the resume URL is unreachable: main URL, identify
-        }
+        // An attempt that ends before Hello (op 7 aside) keeps the session; the next one
+        // goes to the other URL.
+        let before_hello = matches!(was, MPhase::Connecting | MPhase::AwaitingHello);
+        self.resume_via_main = before_hello && !server_asked && self.to_resume_url;
         if drop {
             self.session = None;
             self.failed_resumes = 0;
@@ -267,6 +371,7 @@ impl Model {
         self.clear_connection();
         if self
             .policy
+            .backoff
             .max_attempts
             .is_some_and(|max| self.attempts >= max)
         {
@@ -274,19 +379,18 @@ impl Model {
             e.fatal = true;
             return;
         }
-        let (min, max) = match wait {
+        let range = match wait {
             Wait::Backoff => self.backoff(self.attempts),
             Wait::InvalidSession => {
                 // The op-9 wait, but never shorter than this attempt's backoff.
-                let (lo, hi) = self.backoff(self.attempts);
                 let (min, max) = self.policy.invalid_session_delay;
-                (min.max(lo), max.max(hi))
+                Reconnect::drawn(min, max).max_of(self.backoff(self.attempts))
             }
         };
         self.attempts = self.attempts.saturating_add(1);
-        e.disconnected = Some(Reconnect { min, max });
+        e.disconnected = Some(range);
         self.phase = MPhase::Disconnected;
-        if max.is_zero() {
+        if range.at_once() {
             self.connect(e);
         }
         // Otherwise `learn_reconnect` sets `reconnect_at` from the machine's announcement.
@@ -296,16 +400,10 @@ impl Model {
     /// Returns the expected `resume` flag of the announcement.
     pub fn learn_reconnect(&mut self, at: Timestamp, r: Reconnect) -> Result<bool, String> {
         let delay = at.saturating_duration_since(self.now);
-        let ok = if r.max.is_zero() {
-            delay.is_zero()
-        } else {
-            delay >= r.min && delay < r.max && at >= self.now
-        };
-        if !ok {
-            return Err(format!(
-                "reconnect at {at} (in {delay:?}) outside [{:?}, {:?})",
-                r.min, r.max
-            ));
+        if !(r.allows(delay) && at >= self.now) || (delay.is_zero() && !r.at_once()) {
+            // (A zero delay is only expected when the range allows nothing else: the
+            // machine then connects in the same call.)
+            return Err(format!("reconnect at {at} (in {delay:?}) outside {r:?}"));
         }
         if self.phase == MPhase::Disconnected {
             self.reconnect_at = Some(at);
@@ -330,6 +428,8 @@ impl Model {
         self.phase = MPhase::Connected;
         self.attempts = 0;
         self.failed_resumes = 0;
+        self.undecodable_identifies = 0;
+        self.resume_via_main = false;
         self.ready_deadline = None;
         if let Some(s) = &mut self.session {
             s.last_ack = self.now;
@@ -369,6 +469,25 @@ impl Model {
         if !(self.phase == MPhase::Connecting || self.phase.socket_open()) {
             return e;
         }
+        if self.phase == MPhase::Connecting && code.is_some() {
+            // A late close frame of the socket closed before: nothing changes.
+            return e;
+        }
+        if self.phase == MPhase::Identifying && code == Some(4002) {
+            // The server cannot read the Identify: twice in a row is fatal.
+            self.undecodable_identifies += 1;
+            if self.undecodable_identifies >= 2 {
+                self.phase = MPhase::Fatal;
+                self.clear_connection();
+                e.fatal = true;
+                return e;
+            }
+        }
+        let why = if code == Some(4002) {
+            Why::Close4002
+        } else {
+            Why::Other
+        };
         let fate = match code {
             None => Fate::Keep,
             Some(4004 | 4010..=4014) => {
@@ -380,7 +499,7 @@ impl Model {
             Some(4003 | 4007 | 4009) => Fate::Drop,
             Some(_) => Fate::Keep,
         };
-        self.lose(fate, Wait::Backoff, false, &mut e);
+        self.lose(fate, Wait::Backoff, false, why, &mut e);
         e
     }
 
@@ -390,7 +509,7 @@ impl Model {
             return e;
         }
         let Some(ms) = interval_ms.filter(|&ms| ms > 0) else {
-            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+            self.lose(Fate::Keep, Wait::Backoff, true, Why::Other, &mut e);
             return e;
         };
         self.hello_deadline = None;
@@ -422,11 +541,19 @@ impl Model {
                 self.live();
                 e.ready = true;
             }
-            MPhase::Identifying => self.lose(Fate::Drop, Wait::Backoff, true, &mut e),
-            MPhase::Resuming | MPhase::Connected => self.observe(seq),
+            MPhase::Identifying => self.lose(Fate::Drop, Wait::Backoff, true, Why::Other, &mut e),
+            MPhase::Resuming => self.replayed(seq),
+            MPhase::Connected => self.observe(seq),
             _ => {}
         }
         e
+    }
+
+    /// A dispatch replayed before RESUMED: progress, so the READY/RESUMED (silence) timeout
+    /// counts again from now.
+    fn replayed(&mut self, seq: u64) {
+        self.observe(seq);
+        self.ready_deadline = Some(self.now.saturating_add(self.policy.ready_timeout));
     }
 
     pub fn on_resumed(&mut self, seq: u64) -> Expect {
@@ -444,15 +571,32 @@ impl Model {
     }
 
     pub fn on_dispatch(&mut self, seq: u64) -> Expect {
-        if matches!(self.phase, MPhase::Resuming | MPhase::Connected) {
-            self.observe(seq);
+        match self.phase {
+            MPhase::Resuming => self.replayed(seq),
+            MPhase::Connected => self.observe(seq),
+            _ => {}
         }
         Expect::default()
+    }
+
+    /// A text message arrived (before it is acted on): proof of life under
+    /// `Liveness::AnyMessage`, for the zombie verdict and for the stale cutoff alike.
+    pub fn on_message(&mut self) {
+        if self.phase.socket_open() {
+            self.heard_since_beat = true;
+            if self.policy.any_message_liveness {
+                let now = self.now;
+                if let Some(s) = &mut self.session {
+                    s.last_ack = now;
+                }
+            }
+        }
     }
 
     pub fn on_ack(&mut self) -> Expect {
         if self.phase.after_hello() {
             self.awaiting_ack = false;
+            self.unanswered = 0;
             let now = self.now;
             if let Some(s) = &mut self.session {
                 s.last_ack = now;
@@ -506,7 +650,7 @@ impl Model {
     pub fn on_reconnect_request(&mut self) -> Expect {
         let mut e = Expect::default();
         if self.phase.socket_open() {
-            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+            self.lose(Fate::Keep, Wait::Backoff, true, Why::Op7, &mut e);
         }
         e
     }
@@ -518,9 +662,9 @@ impl Model {
             return e;
         }
         if resumable == Some(true) {
-            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+            self.lose(Fate::Keep, Wait::Backoff, true, Why::Other, &mut e);
         } else {
-            self.lose(Fate::Drop, Wait::InvalidSession, true, &mut e);
+            self.lose(Fate::Drop, Wait::InvalidSession, true, Why::Other, &mut e);
         }
         e
     }
@@ -564,14 +708,21 @@ impl Model {
             _ => false,
         };
         if stalled {
-            self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
+            self.lose(Fate::Keep, Wait::Backoff, true, Why::Other, &mut e);
             return e;
         }
         if self.phase.after_hello() && due(self.beat_due) {
-            if self.awaiting_ack {
-                // No ACK since the last beat: zombie. Close and reconnect to resume.
-                self.lose(Fate::Keep, Wait::Backoff, true, &mut e);
-                return e;
+            let answered =
+                !self.awaiting_ack || (self.policy.any_message_liveness && self.heard_since_beat);
+            if answered {
+                self.unanswered = 0;
+            } else {
+                self.unanswered += 1;
+                if self.unanswered >= self.policy.missed_acks_before_zombie {
+                    // Too many beats unanswered: zombie. Close and reconnect to resume.
+                    self.lose(Fate::Keep, Wait::Backoff, true, Why::Other, &mut e);
+                    return e;
+                }
             }
             let interval = self.interval.expect("interval after hello");
             let deadline = self.beat_due.expect("due");
@@ -581,6 +732,7 @@ impl Model {
             }
             self.beat_due = Some(next);
             self.awaiting_ack = true;
+            self.heard_since_beat = false;
             e.scheduled_beat = true;
         }
         if self.phase == MPhase::Disconnected && due(self.reconnect_at) {

@@ -6,3 +6,6 @@
 #![warn(missing_docs)]
 
 pub use discord_gateway_proto as proto;
+
+#[cfg(feature = "redis")]
+pub mod redis;

@@ -39,6 +39,7 @@ pub struct Envelope<'a> {
 
 /// Why a message could not be read as a gateway envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum EnvelopeError {
     /// The text is not one well-formed JSON object.
     #[error("malformed JSON at byte {offset}: {what}")]
