@@ -78,6 +78,16 @@ fn sets() -> Vec<Set> {
             frames: g.guild_create,
         },
         Set {
+            name: "guild_create_312k",
+            label: "GUILD_CREATE ~312 KB, 4 back to back",
+            frames: frames::guild_creates(SEED ^ 2, 344, 4),
+        },
+        Set {
+            name: "guild_create_3m",
+            label: "GUILD_CREATE ~3.3 MB, 2 back to back",
+            frames: frames::guild_creates(SEED ^ 3, 4_020, 2),
+        },
+        Set {
             name: "mixed",
             label: "mixed stream (t,s,op,d)",
             frames: render(stream, KeyOrder::Discord),

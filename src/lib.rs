@@ -74,8 +74,20 @@
 //!
 //! ## Sessions
 //!
-//! [`Session`] (id, sequence, resume URL, last ACK time) is plain serde data. Save it on
-//! shutdown and pass it in [`StartOptions::session`] to resume after a process restart.
+//! [`Session`] (id, sequence, resume URL, when the connection last proved alive) is plain
+//! serde data. Save it on shutdown and pass it in [`StartOptions::session`] to resume after
+//! a process restart.
+//!
+//! ## Events are never dropped for good
+//!
+//! A dispatch whose message the envelope reader rejects is not simply discarded, or the
+//! next dispatch would move the session past it and no resume could replay it. If its `t`,
+//! `s` and `d` can still be told apart it is delivered as it came, after an
+//! [`Event::ProtocolError`] ([`ProtocolError::DamagedDispatch`]) naming its sequence; if its
+//! `s` can be read but `d` cannot be delimited, it is reported
+//! ([`ProtocolError::LostDispatch`]) and the connection is closed and resumed, so the server
+//! replays it. Sequence gaps and repeats are reported ([`Event::SequenceGap`],
+//! [`Event::SequenceDuplicate`]) without changing what is delivered.
 //!
 //! A session is kept through whatever does not end it: a network outage (attempts to the
 //! resume URL that fail before Hello send the next attempt to the main URL, still to

@@ -104,6 +104,10 @@ pub struct GatewayMachine {
     pub(crate) undecodable_identifies: u32,
     /// Dispatches received while resuming.
     pub(crate) replayed: u64,
+    /// The run of repeated sequence numbers being received: the number that continues it
+    /// and the session's sequence when it started (`(0, _)`: none). Only read when a
+    /// dispatch's number is not the next one.
+    pub(crate) repeat_run: (u64, u64),
     /// Outputs decided and not yet taken by `poll_output`.
     pub(crate) queue: OutputQueue,
     /// Commands waiting for READY / RESUMED.
@@ -113,6 +117,9 @@ pub struct GatewayMachine {
     /// Whether `rx` holds the last text message exactly as the driver gave it (not
     /// decompressed), so that dispatches can say where they lie in it.
     pub(crate) rx_lent: bool,
+    /// Messages of at most 1 MiB received in a row while `rx` is grown past that (see
+    /// `receive::RX_RETAIN`).
+    pub(crate) rx_quiet: u8,
     /// The last frame handed out by `poll_output`.
     pub(crate) tx: String,
     /// A dispatch copied out of `rx` because the driver did not drain before the next message.
@@ -122,8 +129,6 @@ pub struct GatewayMachine {
     pub(crate) inflater: Option<alloc::boxed::Box<Inflater>>,
     /// The 120-per-60-s send budget of the current connection.
     pub(crate) limiter: RateLimiter,
-    /// When the last op-1 request was answered (answers are coalesced in a storm).
-    pub(crate) last_requested_beat: Option<Timestamp>,
     /// Whether decisions are reported as events.
     pub(crate) trace: bool,
 }
@@ -229,15 +234,16 @@ impl GatewayMachine {
             resume_via_main: false,
             undecodable_identifies: 0,
             replayed: 0,
+            repeat_run: (0, 0),
             queue: OutputQueue::default(),
             held: VecDeque::new(),
             rx: String::new(),
             rx_lent: false,
+            rx_quiet: 0,
             tx: String::new(),
             spilled: None,
             inflater,
             limiter: RateLimiter::new(),
-            last_requested_beat: None,
             trace: false,
         };
         machine.start_connect();
@@ -376,7 +382,8 @@ impl GatewayMachine {
     /// receive buffer in its place.
     ///
     /// On return `buffer` is empty, with capacity to read the next message into (at most
-    /// 1 MiB of it is kept after a huge message). Outputs are the same as
+    /// 1 MiB of it is kept after a huge message, unless the message handed over is itself
+    /// over 1 MiB: large messages back to back reuse their buffers). Outputs are the same as
     /// [`handle_message`](Self::handle_message) with [`Message::Text`].
     ///
     /// For drivers that hold each message in a `String` of their own (a browser WebSocket

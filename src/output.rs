@@ -201,6 +201,28 @@ pub enum Event<'a> {
     },
     /// A dispatch (including READY and RESUMED themselves).
     Dispatch(Dispatch<'a>),
+    /// A dispatch arrived with a sequence number past the next one: the dispatches
+    /// `expected..received` were not received (the server skipped them, or they were lost
+    /// on the way). Reported just before that dispatch, which is delivered as usual; the
+    /// session's sequence moves on to `received`. The count starts at READY (or at the
+    /// saved sequence when resuming) and runs through replayed dispatches.
+    SequenceGap {
+        /// The sequence number that should have come next.
+        expected: u64,
+        /// The sequence number that came.
+        received: u64,
+    },
+    /// A dispatch arrived with a sequence number already passed: a duplicate, or an older
+    /// dispatch sent again. Reported just before that dispatch, which is delivered as usual
+    /// (deduplicate by sequence if it matters); the session's sequence stays. A run of
+    /// repeats in order (`received`, `received + 1`, ...) is reported once, at its first
+    /// dispatch.
+    SequenceDuplicate {
+        /// The sequence number that should have come next.
+        expected: u64,
+        /// The sequence number that came (below `expected`).
+        received: u64,
+    },
     /// A heartbeat was acknowledged.
     HeartbeatAck {
         /// Time from the beat to its ACK.
@@ -319,6 +341,28 @@ pub enum ProtocolError {
     /// A message arrived while no connection is open (a driver reporting a stale socket).
     #[error("message received with no open connection")]
     NotConnected,
+    /// A dispatch whose envelope is damaged (e.g. an invalid escape inside `d`) but whose
+    /// `t`, `s` and `d` could still be told apart: the dispatch is delivered right after
+    /// this error, with `d` as it came (the application's parser meets the bad bytes), and
+    /// the session's sequence counts it.
+    #[error("dispatch {sequence} delivered as it came, but its message is damaged: {error}")]
+    DamagedDispatch {
+        /// The dispatch's sequence number.
+        sequence: u64,
+        /// What the envelope reader found wrong.
+        error: EnvelopeError,
+    },
+    /// A dispatch whose `s` could be read but whose `t` or `d` could not even be delimited
+    /// (e.g. a truncated message): it cannot be delivered, so the session must not move
+    /// past it. The machine closes the connection (keeping the session) and resumes from
+    /// the last sequence delivered, so the server replays it.
+    #[error("dispatch {sequence} is unreadable and was not delivered (resuming to get it again): {error}")]
+    LostDispatch {
+        /// The dispatch's sequence number.
+        sequence: u64,
+        /// What the envelope reader found wrong.
+        error: EnvelopeError,
+    },
 }
 
 /// A RATE_LIMITED dispatch: a request was refused.

@@ -96,7 +96,8 @@ pub enum Rule {
     HeartbeatSchedule,
     /// op 1 is answered with a beat at once.
     AnswerHeartbeatRequest,
-    /// op-1 requests in a storm are coalesced, keeping the rate limit for scheduled beats.
+    /// op-1 requests beyond the answer budget (a storm) are coalesced into the next
+    /// scheduled beat, keeping the rate limit for scheduled beats.
     CoalesceHeartbeatRequests,
     /// A beat not acknowledged before the next one means a zombie connection.
     ZombieVerdict,
@@ -167,7 +168,7 @@ impl Rule {
             Rule::HeartbeatSchedule => "first beat after interval × jitter, then every interval",
             Rule::AnswerHeartbeatRequest => "op 1: beat at once",
             Rule::CoalesceHeartbeatRequests => {
-                "op-1 storm: a beat went out just now or the window is nearly full"
+                "op-1 storm: the answer budget is spent or the window is nearly full"
             }
             Rule::ZombieVerdict => "no ACK between two beats: zombie connection",
             Rule::SessionLive => "session live: backoff and resume breaker reset",

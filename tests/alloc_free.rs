@@ -189,3 +189,61 @@ fn idle_connected_machine_is_small() {
     let after = drive::footprint(&m);
     assert!(after < 1536, "{after} bytes after a burst");
 }
+
+/// Three dispatches of about 1.5 MiB (over the 1 MiB a receive buffer always keeps).
+fn large_frames() -> Vec<String> {
+    let filler = "x".repeat(3 << 19);
+    (1..=3)
+        .map(|s| format!(r#"{{"t":"GUILD_CREATE","s":{s},"op":0,"d":{{"f":"{filler}"}}}}"#))
+        .collect()
+}
+
+#[test]
+fn back_to_back_large_frames_reuse_the_receive_buffer() {
+    for feed in [Feed::Lent, Feed::HandedOver] {
+        let Counted {
+            allocations,
+            deallocations,
+            dispatches,
+        } = steady_state(&large_frames(), feed);
+        assert_eq!(dispatches, 3);
+        assert_eq!(
+            (allocations, deallocations),
+            (0, 0),
+            "allocations, frees for three 1.5 MiB frames in a row"
+        );
+    }
+}
+
+#[test]
+fn a_grown_receive_buffer_is_given_back_once_traffic_is_small() {
+    let config = drive::shared_config(1);
+    let now = Timestamp::from_secs(1);
+    let mut m = drive::connected_machine(&config, ShardId::ONE, SEED, now);
+    for frame in large_frames() {
+        m.handle_message(now, Message::Text(&frame));
+        drive::drain(&mut m);
+    }
+    assert!(m.heap_bytes() > 3 << 19);
+    // A few small messages between large ones keep it ...
+    let small = FrameSets::new(SEED).typing_start;
+    for frame in &small[..3] {
+        m.handle_message(now, Message::Text(frame));
+        drive::drain(&mut m);
+    }
+    assert!(m.heap_bytes() > 3 << 19, "kept between large messages");
+    // ... a run of them gives it back.
+    for frame in &small[3..5] {
+        m.handle_message(now, Message::Text(frame));
+        drive::drain(&mut m);
+    }
+    assert!(
+        m.heap_bytes() <= (1 << 20) + 4096,
+        "{} bytes",
+        m.heap_bytes()
+    );
+    // And a quiet heartbeat round gives back the rest, as before.
+    drive::heartbeat_round(&mut m);
+    drive::heartbeat_round(&mut m);
+    assert!(drive::footprint(&m) < 1536);
+}

@@ -538,7 +538,7 @@ mod zstd_stream {
             id: "s".into(),
             sequence: 5,
             resume_url: Some("wss://resume.example".into()),
-            last_ack: Timestamp::ZERO,
+            last_alive: Timestamp::ZERO,
         };
         let config = GatewayConfig::new(Token::new("t"), Intents::GUILDS)
             .with_compression(Compression::ZstdStream);

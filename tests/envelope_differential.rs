@@ -1,7 +1,9 @@
 //! The envelope reader against serde_json on realistic frames with random damage, by the
 //! fuzz target's check ([`fuzz_bodies::check_envelope`]): valid JSON is always read, and to
 //! the same `op`, `s`, `t` and `d` as serde_json; what the reader accepts is valid JSON
-//! except inside object and array values, which are delimited as the reader promises.
+//! except inside object and array values, which are delimited as the reader promises. The
+//! lenient reader of the error path reads what the strict one accepts alike, and never
+//! returns a `d` it did not delimit ([`fuzz_bodies::check_salvage`]).
 
 #[path = "../benches/support/frames.rs"]
 mod frames;
@@ -61,7 +63,9 @@ fn apply(text: &str, edits: &[Edit]) -> Option<String> {
 }
 
 fn compare(text: &str) -> Result<(), TestCaseError> {
-    fuzz_bodies::check_envelope(text, read_envelope(text));
+    let strict = read_envelope(text);
+    fuzz_bodies::check_envelope(text, strict);
+    fuzz_bodies::check_salvage(text, strict);
     Ok(())
 }
 

@@ -169,7 +169,7 @@ fn machine_checker_catches_handshake_violations() {
         id: "s".into(),
         sequence: 1,
         resume_url: None,
-        last_ack: t,
+        last_alive: t,
     };
     let resume = r#"{"op":6,"d":{}}"#;
     let identify = r#"{"op":2,"d":{}}"#;
@@ -243,7 +243,7 @@ fn machine_checker_catches_floods_outputs_after_fatal_and_sequence_regressions()
         id: "s".into(),
         sequence,
         resume_url: None,
-        last_ack: Timestamp::ZERO,
+        last_alive: Timestamp::ZERO,
     };
     let mut c = Checker::new(true);
     c.on_session(Some(&session(5)));

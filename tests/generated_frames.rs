@@ -45,6 +45,19 @@ fn sizes_are_realistic() {
 }
 
 #[test]
+fn large_guild_create_size_classes_are_valid_and_in_range() {
+    for (members, range) in [(344, 280_000..350_000), (4_020, 3_000_000..3_600_000)] {
+        let frames = frames::guild_creates(SEED ^ 2, members, 2);
+        for frame in &frames {
+            eprintln!("{members} members: {} bytes", frame.len());
+            assert!(range.contains(&frame.len()), "{members}: {}", frame.len());
+            check(frame);
+        }
+        assert_ne!(frames[0], frames[1], "back to back, not one frame twice");
+    }
+}
+
+#[test]
 fn frames_are_valid_and_read_alike_in_both_orders() {
     let sets = FrameSets::new(SEED);
     for set in [

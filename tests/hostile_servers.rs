@@ -271,9 +271,10 @@ fn closes_mid_message_during_the_resume_replay() {
         .collect();
     // The second resume starts after everything the cut replay delivered.
     assert_eq!(resumes, [1, 11], "{}", sim.trace());
+    // The truncated frame names its sequence: reported as a dispatch not delivered.
     assert!(protocol_errors(&sim)
         .iter()
-        .any(|e| matches!(e, ProtocolError::Envelope(_))));
+        .any(|e| matches!(e, ProtocolError::LostDispatch { sequence: 12, .. })));
     let seqs: Vec<u64> = sim.trace().dispatches().map(|(_, d)| d.sequence).collect();
     assert_eq!(
         seqs,

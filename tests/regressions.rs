@@ -114,7 +114,7 @@ fn saved_session(resume_url: Option<&str>) -> Session {
         id: "abc".into(),
         sequence: 42,
         resume_url: resume_url.map(String::from),
-        last_ack: Timestamp::ZERO,
+        last_alive: Timestamp::ZERO,
     }
 }
 

@@ -264,9 +264,9 @@ fn a_stale_session_is_not_resumed_after_a_long_outage() {
         SimDriver::new(config(), 14, gateway_silent_after_the_first_connection()).unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
-    let last_ack = sim.machine().session().unwrap().last_ack;
-    assert!(last_ack < at_ms(20_000));
-    let cutoff = last_ack.saturating_add(secs(15 * 60));
+    let last_alive = sim.machine().session().unwrap().last_alive;
+    assert!(last_alive < at_ms(20_000));
+    let cutoff = last_alive.saturating_add(secs(15 * 60));
     sim.run_until(cutoff);
     assert!(sim.machine().session().is_some(), "kept until the cutoff");
     sim.gateway_mut().config_mut().connect_rules.clear();
@@ -308,14 +308,14 @@ fn the_stale_cutoff_is_configurable() {
     .unwrap();
     run_to_ready(&mut sim);
     sim.run_until(at_ms(20_000));
-    let last_ack = sim.machine().session().unwrap().last_ack;
-    sim.run_until(last_ack.saturating_add(secs(60)));
+    let last_alive = sim.machine().session().unwrap().last_alive;
+    sim.run_until(last_alive.saturating_add(secs(60)));
     sim.gateway_mut().config_mut().connect_rules.clear();
     run_to_ready(&mut sim);
     let (t, url) = sim.trace().connects().last().unwrap();
     assert_eq!(url, MAIN_URL);
-    assert!(t > last_ack.saturating_add(secs(60)));
-    assert!(t < last_ack.saturating_add(secs(180)), "{t}");
+    assert!(t > last_alive.saturating_add(secs(60)));
+    assert!(t < last_alive.saturating_add(secs(180)), "{t}");
 }
 
 /// Runs to READY, sees two dispatches, then shuts down keeping the session; returns the

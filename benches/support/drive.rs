@@ -73,7 +73,9 @@ pub fn connected_machine(
 pub struct Handshake {
     /// HELLO with a 41.25 s interval.
     pub hello: String,
-    /// READY of a 1-guild bot.
+    /// READY of a 1-guild bot, numbered 0: the frame sets, numbered from 1 by generators
+    /// of their own, then follow it in order (the machine reports sequence gaps and
+    /// repeats, which a real stream does not have).
     pub ready: String,
 }
 
@@ -81,10 +83,11 @@ impl Handshake {
     /// Generated from `seed`.
     pub fn new(seed: u64) -> Self {
         let mut gen = FrameGen::new(seed);
-        Handshake {
-            hello: gen.hello(41_250).text(KeyOrder::Discord),
-            ready: gen.ready(1).text(KeyOrder::Discord),
-        }
+        let hello = gen.hello(41_250).text(KeyOrder::Discord);
+        let ready = gen.ready(1).text(KeyOrder::Discord);
+        let ready = ready.replacen(r#","s":1,"#, r#","s":0,"#, 1);
+        assert!(ready.contains(r#""s":0"#), "READY is numbered 0");
+        Handshake { hello, ready }
     }
 }
 

@@ -1147,8 +1147,13 @@ impl FrameGen {
                 ])
             })
             .collect();
-        let chosen: Vec<Member> = (0..n_members.min(self.members.len()))
-            .map(|i| self.members[i].clone())
+        // The guild's own members first; a larger guild gets new ones (which leaves the
+        // frames of up to 600 members as they were).
+        let chosen: Vec<Member> = (0..n_members)
+            .map(|i| match self.members.get(i) {
+                Some(member) => member.clone(),
+                None => self.new_member(),
+            })
             .collect();
         let members = chosen.iter().map(|m| self.member_json(m, true)).collect();
         let presences = chosen
@@ -1436,6 +1441,16 @@ fn iso8601(ms: u64) -> String {
         rem % 60,
         ms % 1000
     )
+}
+
+/// Back-to-back GUILD_CREATEs of one size class (a bot starting on large guilds): `count`
+/// frames of `members` members each, in Discord's key order. About 0.8 KB per member plus
+/// ~40 KB: 344 members give ~312 KB, 4,020 members ~3.3 MB.
+pub fn guild_creates(seed: u64, members: usize, count: usize) -> Vec<String> {
+    let mut g = FrameGen::new(seed);
+    (0..count)
+        .map(|_| g.guild_create(members).text(KeyOrder::Discord))
+        .collect()
 }
 
 /// Renders frames in `order`.

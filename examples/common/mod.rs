@@ -121,7 +121,7 @@ pub fn random_seed() -> u64 {
 /// restart can rebase it (a `Timestamp` means nothing to another process).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SavedSession {
-    /// The session, with `last_ack` in the saving driver's time base.
+    /// The session, with `last_alive` in the saving driver's time base.
     pub session: Session,
     /// How long before `saved_at_unix_ms` the last ACK was.
     pub ack_age_ms: u64,
@@ -635,6 +635,12 @@ pub fn describe_event(event: &Event<'_>) -> String {
                 preview.push('…');
             }
             format!("dispatch #{} {} {preview}", d.sequence, d.name)
+        }
+        Event::SequenceGap { expected, received } => {
+            format!("sequence gap: expected #{expected}, got #{received}")
+        }
+        Event::SequenceDuplicate { expected, received } => {
+            format!("sequence repeated: expected #{expected}, got #{received} again")
         }
         Event::HeartbeatAck { latency } => {
             format!("heartbeat ACK ({} ms)", latency.as_millis())

@@ -19,9 +19,6 @@ use crate::trace::{Cause, Outcome, Rule};
 /// but 1000/1001 keeps the session.
 pub(crate) const RESUMABLE_CLOSE: u16 = 4000;
 
-/// The least time between two answers to op-1 heartbeat requests.
-pub const OP1_MIN_SPACING: Duration = Duration::from_secs(1);
-
 /// Identifies in a row the server may close with 4002 (decode error) before the machine
 /// stops with [`FatalReason::IdentifyUndecodable`]: one may be a glitch, a second means the
 /// Identify itself cannot be read.
@@ -80,7 +77,6 @@ impl GatewayMachine {
         }
         self.heartbeat.reset();
         self.limiter.reset(now);
-        self.last_requested_beat = None;
         self.replayed = 0;
         self.phase = Phase::Connecting;
         self.timers.stop_all();
@@ -138,18 +134,19 @@ impl GatewayMachine {
         }
     }
 
-    /// op 1: beat now, leaving the schedule as it is. In a storm of requests, answers are
-    /// coalesced (at most one per [`OP1_MIN_SPACING`], and never into the slots scheduled
-    /// beats need), so a hostile or buggy server cannot exhaust the rate limit.
+    /// op 1: beat now, leaving the schedule as it is. Answers come from a budget that a
+    /// server asking now and then never exhausts (a burst of
+    /// [`OP1_ANSWER_BURST`](crate::heartbeat::OP1_ANSWER_BURST), refilled one per
+    /// [`OP1_ANSWER_REFILL`](crate::heartbeat::OP1_ANSWER_REFILL)) and never from the slots
+    /// scheduled beats need; in a storm the requests beyond it are coalesced into the next
+    /// scheduled beat, so a hostile or buggy server cannot exhaust the rate limit.
     pub(crate) fn on_beat_requested(&mut self) {
         let now = self.now;
         let next = self.timers.get(Timer::Heartbeat);
-        let too_soon = self
-            .last_requested_beat
-            .is_some_and(|last| now.saturating_duration_since(last) < OP1_MIN_SPACING);
-        let budget_left =
+        let window_left =
             self.limiter.sent_in_window(now) + SCHEDULED_BEAT_MARGIN < crate::ratelimit::MAX_SENDS;
-        if too_soon || !budget_left {
+        // The window first: a request refused for lack of room takes nothing from the budget.
+        if !(window_left && self.heartbeat.may_answer(now)) {
             self.decide(
                 Cause::BeatRequested,
                 Rule::CoalesceHeartbeatRequests,
@@ -162,8 +159,9 @@ impl GatewayMachine {
             Rule::AnswerHeartbeatRequest,
             Outcome::Beat { next },
         );
-        self.last_requested_beat = Some(now);
-        self.send_heartbeat();
+        self.limiter.try_acquire_heartbeat(now);
+        self.heartbeat.on_answer_sent(now);
+        self.queue.push_back(Pending::Heartbeat);
     }
 
     pub(crate) fn send_identify(&mut self) {
@@ -196,8 +194,9 @@ impl GatewayMachine {
         );
     }
 
+    /// Sends a scheduled beat.
     pub(crate) fn send_heartbeat(&mut self) {
-        // Scheduled beats always go: the reserve and the op-1 coalescing keep room for them.
+        // Scheduled beats always go: the reserve and the op-1 budget keep room for them.
         self.limiter.try_acquire_heartbeat(self.now);
         self.heartbeat.on_sent(self.now);
         self.queue.push_back(Pending::Heartbeat);
@@ -234,8 +233,9 @@ impl GatewayMachine {
         self.undecodable_identifies = 0;
         self.resume_via_main = false;
         self.timers.stop(Timer::Ready);
+        let now = self.now;
         if let Some(session) = &mut self.session {
-            session.last_ack = self.now;
+            session.alive_at(now);
         }
         self.flush_held();
     }
@@ -284,6 +284,7 @@ impl GatewayMachine {
     }
 
     fn on_beat_due(&mut self, deadline: Timestamp) {
+        self.note_liveness();
         match self.heartbeat.on_due(&self.config.heartbeat) {
             BeatVerdict::Zombie => {
                 self.end_connection(DisconnectReason::Zombie, SessionFate::Keep, None);
@@ -382,6 +383,8 @@ impl GatewayMachine {
         delay: Option<Duration>,
         close: bool,
     ) {
+        // What the connection heard counts before the session's age is judged.
+        self.note_liveness();
         let was = self.phase;
         let (cause, mut rule) = self.explain(reason);
         let mut drop_session = fate == SessionFate::Drop;
@@ -492,6 +495,7 @@ impl GatewayMachine {
     /// `shutdown` once the machine is known not to be terminal.
     pub(crate) fn shut_down(&mut self, keep_session: bool) {
         debug_assert!(!self.phase.is_terminal());
+        self.note_liveness();
         self.decide(
             Cause::Shutdown { keep_session },
             Rule::ShutdownClose,
@@ -531,7 +535,7 @@ impl GatewayMachine {
             DisconnectReason::HelloTimeout => (Cause::HelloTimeout, Rule::StallTimeout),
             DisconnectReason::ReadyTimeout => (Cause::ReadyTimeout, Rule::StallTimeout),
             DisconnectReason::Zombie => {
-                let since_beat = self.heartbeat.last_sent().unwrap_or(self.now);
+                let since_beat = self.heartbeat.last_scheduled().unwrap_or(self.now);
                 (Cause::MissedAck { since_beat }, Rule::ZombieVerdict)
             }
             DisconnectReason::ReconnectRequested => {

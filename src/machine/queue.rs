@@ -117,10 +117,15 @@ impl GatewayMachine {
     /// pays at most a few buffer re-grows per interval, never one per message.
     pub(crate) fn trim_buffers(&mut self) {
         // Dispatches still queued borrow `rx` (a driver that did not drain): keep it then.
-        if !self
-            .queue
-            .iter()
-            .any(|item| matches!(item, Pending::Dispatch { .. }))
+        // A receive buffer whose last message, within this interval, was over
+        // `RX_RETAIN` is in a run of large messages: it stays grown until they stop.
+        let large_run =
+            self.rx.len() > super::receive::RX_RETAIN && self.heartbeat.heard_since_beat();
+        if !large_run
+            && !self
+                .queue
+                .iter()
+                .any(|item| matches!(item, Pending::Dispatch { .. }))
         {
             self.rx.clear();
             self.rx.shrink_to(IDLE_BUFFER_BYTES);

@@ -33,6 +33,14 @@ impl SimEvent {
             Event::Resumed { replayed } => Event::Resumed {
                 replayed: *replayed,
             },
+            Event::SequenceGap { expected, received } => Event::SequenceGap {
+                expected: *expected,
+                received: *received,
+            },
+            Event::SequenceDuplicate { expected, received } => Event::SequenceDuplicate {
+                expected: *expected,
+                received: *received,
+            },
             Event::HeartbeatAck { latency } => Event::HeartbeatAck { latency: *latency },
             Event::InvalidSession { resumable } => Event::InvalidSession {
                 resumable: *resumable,

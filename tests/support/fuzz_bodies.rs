@@ -17,7 +17,9 @@ use discord_gateway_proto::protocol::commands::{
     Activity, ChannelInfoField, MemberFilter, Nonce, RequestChannelInfo, RequestGuildMembers,
     RequestSoundboardSounds, Status, UpdatePresence, UpdateVoiceState, MAX_NONCE_BYTES,
 };
-use discord_gateway_proto::protocol::envelope::{read_envelope, Envelope, EnvelopeError};
+use discord_gateway_proto::protocol::envelope::{
+    read_envelope, salvage_envelope, Envelope, EnvelopeError,
+};
 use discord_gateway_proto::record::{replay, ReplayError};
 use discord_gateway_proto::{
     Backoff, CloseFrame, Command, CommandError, Event, GatewayConfig, GatewayMachine, Intents,
@@ -33,12 +35,59 @@ use serde_json::Value;
 // ===================================================================================
 
 /// Target `envelope`: arbitrary bytes; if UTF-8, `read_envelope` must not panic and must
-/// agree with serde_json (see [`check_envelope`]).
+/// agree with serde_json (see [`check_envelope`]), and `salvage_envelope` must not panic
+/// and must agree with it (see [`check_salvage`]).
 pub fn envelope(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    check_envelope(text, read_envelope(text));
+    let result = read_envelope(text);
+    check_salvage(text, result);
+    check_envelope(text, result);
+}
+
+/// The lenient reader of the error path (`salvage_envelope`) against the strict one: on a
+/// text the strict reader accepts it reads the same fields; on any text, what it returns
+/// lies within the text, and a `d` it delimits has balanced brackets outside strings.
+pub fn check_salvage(text: &str, strict: Result<Envelope<'_>, EnvelopeError>) {
+    let salvage = salvage_envelope(text);
+    if let Ok(e) = strict {
+        assert_eq!(
+            (
+                salvage.op,
+                salvage.sequence,
+                salvage.event_name,
+                salvage.data
+            ),
+            (Some(e.op), e.sequence, e.event_name, e.data),
+            "the lenient reader disagrees with the strict one on {text:?}"
+        );
+    }
+    let within = |part: &str| {
+        let start = part.as_ptr() as usize;
+        let base = text.as_ptr() as usize;
+        start >= base && start + part.len() <= base + text.len()
+    };
+    assert!(salvage.event_name.is_none_or(within));
+    if let Some(d) = salvage.data {
+        assert!(within(d) && !d.is_empty());
+        let mut depth = 0i64;
+        let mut in_string = false;
+        let mut escaped = false;
+        for b in d.bytes() {
+            match (in_string, escaped, b) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (true, false, b'"') => in_string = false,
+                (false, _, b'"') => in_string = true,
+                (false, _, b'{' | b'[') => depth += 1,
+                (false, _, b'}' | b']') => depth -= 1,
+                _ => {}
+            }
+            assert!(depth >= 0, "d closes more than it opens: {d:?}");
+        }
+        assert!(depth == 0 && !in_string, "d is not delimited: {d:?}");
+    }
 }
 
 /// One top-level member of an object as serde_json sees it.
@@ -1331,7 +1380,7 @@ pub fn machine(data: &[u8]) {
         id: "saved".into(),
         sequence: seq,
         resume_url: url.then(|| "ws://127.0.0.3:9".into()),
-        last_ack: now,
+        last_alive: now,
     });
     let options = StartOptions {
         shard: None,

@@ -37,7 +37,9 @@ pub struct Policy {
     pub any_message_liveness: bool,
 }
 
-pub const OP1_MIN_SPACING: Duration = Duration::from_secs(1);
+/// op-1 answers: a burst of this many, refilled one per [`OP1_REFILL`].
+pub const OP1_BURST: u32 = 5;
+pub const OP1_REFILL: Duration = Duration::from_secs(1);
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -78,6 +80,8 @@ impl MPhase {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MSession {
     pub seq: u64,
+    /// The last proof of life the liveness policy accepts (READY, RESUMED, an ACK; under
+    /// `Liveness::AnyMessage`, any message): the stale cutoff counts from here.
     pub last_ack: Timestamp,
     pub has_resume_url: bool,
 }
@@ -219,11 +223,12 @@ pub struct Model {
     pub interval: Option<Duration>,
     pub beat_due: Option<Timestamp>,
     pub awaiting_ack: bool,
+    /// The op-1 answers sent on this connection (the budget is a bucket over them).
+    pub op1_answers: Vec<Timestamp>,
     /// Scheduled beats in a row that found the previous one unanswered.
     pub unanswered: u32,
     /// A message arrived since the last beat was sent.
     pub heard_since_beat: bool,
-    pub last_op1_answer: Option<Timestamp>,
 }
 
 impl Model {
@@ -246,9 +251,9 @@ impl Model {
             interval: None,
             beat_due: None,
             awaiting_ack: false,
+            op1_answers: Vec::new(),
             unanswered: 0,
             heard_since_beat: false,
-            last_op1_answer: None,
         };
         let mut e = Expect::default();
         m.connect(&mut e);
@@ -283,9 +288,9 @@ impl Model {
         self.interval = None;
         self.beat_due = None;
         self.awaiting_ack = false;
+        self.op1_answers.clear();
         self.unanswered = 0;
         self.heard_since_beat = false;
-        self.last_op1_answer = None;
     }
 
     /// Opens a connection: a stale session is dropped first; resumes go to the resume URL,
@@ -575,10 +580,16 @@ impl Model {
     }
 
     /// A text message arrived (before it is acted on): proof of life under
-    /// `Liveness::AnyMessage`.
+    /// `Liveness::AnyMessage`, for the zombie verdict and for the stale cutoff alike.
     pub fn on_message(&mut self) {
         if self.phase.socket_open() {
             self.heard_since_beat = true;
+            if self.policy.any_message_liveness {
+                let now = self.now;
+                if let Some(s) = &mut self.session {
+                    s.last_ack = now;
+                }
+            }
         }
     }
 
@@ -600,10 +611,7 @@ impl Model {
         if !self.phase.after_hello() {
             return e;
         }
-        let spaced = self
-            .last_op1_answer
-            .is_none_or(|t| self.now.saturating_duration_since(t) >= OP1_MIN_SPACING);
-        e.op1 = if !spaced {
+        e.op1 = if !self.op1_budget_left() {
             Op1::MustNot
         } else if sent_recently + 3 < 120 {
             Op1::Must
@@ -613,11 +621,30 @@ impl Model {
         e
     }
 
-    /// The machine answered an op 1 (learned: `May` leaves it to the machine).
+    /// Whether the bucket (OP1_BURST answers, one more per OP1_REFILL) has an answer left:
+    /// replayed from the answers sent, the bucket starting full.
+    fn op1_budget_left(&self) -> bool {
+        let burst = f64::from(OP1_BURST);
+        let refill = |tokens: f64, from: Option<Timestamp>, to: Timestamp| match from {
+            Some(from) => (tokens
+                + to.saturating_duration_since(from).as_secs_f64() / OP1_REFILL.as_secs_f64())
+            .min(burst),
+            None => tokens,
+        };
+        let mut tokens = burst;
+        let mut last = None;
+        for &at in &self.op1_answers {
+            tokens = refill(tokens, last, at) - 1.0;
+            last = Some(at);
+        }
+        refill(tokens, last, self.now) >= 1.0 - 1e-9
+    }
+
+    /// The machine answered an op 1 (learned: `May` leaves it to the machine). The answer
+    /// is timed by its ACK but is not what the next zombie verdict judges: only scheduled
+    /// beats are (an answer may go out just before the next scheduled beat).
     pub fn op1_answered(&mut self) {
-        self.last_op1_answer = Some(self.now);
-        self.awaiting_ack = true;
-        self.heard_since_beat = false;
+        self.op1_answers.push(self.now);
     }
 
     pub fn on_reconnect_request(&mut self) -> Expect {

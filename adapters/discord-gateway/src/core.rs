@@ -496,6 +496,10 @@ fn owned_event(event: Event<'_>, clock: &Clock) -> Option<ShardEvent> {
         Event::Hello { heartbeat_interval } => ShardEvent::Hello { heartbeat_interval },
         Event::Ready(info) => ShardEvent::Ready(info),
         Event::Resumed { replayed } => ShardEvent::Resumed { replayed },
+        Event::SequenceGap { expected, received } => ShardEvent::SequenceGap { expected, received },
+        Event::SequenceDuplicate { expected, received } => {
+            ShardEvent::SequenceDuplicate { expected, received }
+        }
         Event::HeartbeatAck { latency } => ShardEvent::HeartbeatAck { latency },
         Event::InvalidSession { resumable } => ShardEvent::InvalidSession { resumable },
         Event::ProtocolError(error) => ShardEvent::ProtocolError(error),

@@ -49,6 +49,22 @@ pub enum ShardEvent {
         /// Dispatches replayed between Resume and RESUMED.
         replayed: u64,
     },
+    /// Dispatches are missing: the next one came with a later sequence than expected
+    /// (reported just before it; it is delivered as usual).
+    SequenceGap {
+        /// The sequence that should have come next.
+        expected: u64,
+        /// The sequence that came.
+        received: u64,
+    },
+    /// A dispatch came with a sequence already passed (a repeat; reported just before it,
+    /// delivered as usual: deduplicate by sequence if it matters).
+    SequenceDuplicate {
+        /// The sequence that should have come next.
+        expected: u64,
+        /// The sequence that came.
+        received: u64,
+    },
     /// A heartbeat was acknowledged.
     HeartbeatAck {
         /// Time from the beat to its ACK.

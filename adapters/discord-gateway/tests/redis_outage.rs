@@ -65,7 +65,7 @@ async fn redis_outage_identifies_wait_and_resume_with_the_budget_read_again() {
         id: "s".into(),
         sequence: 7,
         resume_url: None,
-        last_ack: Timestamp::from_secs(1),
+        last_alive: Timestamp::from_secs(1),
     };
 
     // Before: the budget comes from the source (50 less the reserve); three identifies,

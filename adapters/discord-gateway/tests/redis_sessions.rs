@@ -32,7 +32,7 @@ fn session(sequence: u64) -> Session {
         id: format!("session-{sequence}"),
         sequence,
         resume_url: Some("wss://resume.example/".into()),
-        last_ack: Timestamp::from_secs(10),
+        last_alive: Timestamp::from_secs(10),
     }
 }
 
@@ -71,7 +71,7 @@ async fn redis_session_store_claim_save_lease_expiry_and_hand_over() {
     assert_eq!(stored.saved_by, lease_a.token());
     // Rebased into B's time base.
     assert_eq!(
-        stored.rebased(Timestamp::from_secs(100)).last_ack,
+        stored.rebased(Timestamp::from_secs(100)).last_alive,
         Timestamp::from_secs(100).saturating_sub(stored.ack_age)
     );
 

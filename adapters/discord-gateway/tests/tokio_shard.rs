@@ -738,3 +738,30 @@ fn futures_executor_free_block_on<F: std::future::Future>(future: F) -> F::Outpu
         std::thread::park();
     }
 }
+
+#[tokio::test]
+async fn a_sequence_gap_is_reported_before_the_dispatch() {
+    let mut gateway = fast_gateway();
+    gateway.after(
+        Trigger::ReadySent(1),
+        Duration::from_millis(20),
+        ScriptAction::Text(r#"{"t":"MESSAGE_CREATE","s":10,"op":0,"d":{"content":"late"}}"#.into()),
+    );
+    let server = FakeGatewayServer::start(gateway);
+    let mut shard = shard(&server);
+    let events = events_until(&mut shard, is_dispatch("MESSAGE_CREATE")).await;
+    let n = events.len();
+    assert_eq!(
+        events[n - 2],
+        ShardEvent::SequenceGap {
+            expected: 2,
+            received: 10
+        },
+        "{events:#?}"
+    );
+    assert_eq!(
+        dispatch(&events, "MESSAGE_CREATE"),
+        [(10, r#"{"content":"late"}"#)]
+    );
+    server.stop_async().await;
+}

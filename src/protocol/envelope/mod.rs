@@ -16,7 +16,10 @@ use thiserror::Error;
 
 mod classify;
 mod discord_form;
+mod salvage;
 mod skip;
+
+pub use salvage::{salvage_envelope, Salvage};
 
 /// The top-level fields of one gateway message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -68,10 +68,10 @@ impl SessionStoreConfig {
 /// A session read back from the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSession {
-    /// The session as saved. Its `last_ack` is in the saving process's time base and
+    /// The session as saved. Its `last_alive` is in the saving process's time base and
     /// means nothing here: use [`StoredSession::rebased`].
     pub session: Session,
-    /// How long ago its last ACK was, now: the age when saved plus the time since, both
+    /// How long ago it last proved alive, now: the age when saved plus the time since, both
     /// measured on the Redis server's clock, so the processes' clocks need not agree.
     pub ack_age: Duration,
     /// How long ago it was saved.
@@ -81,7 +81,7 @@ pub struct StoredSession {
 }
 
 impl StoredSession {
-    /// The session with `last_ack` moved into the caller's time base (`ack_age` before
+    /// The session with `last_alive` moved into the caller's time base (`ack_age` before
     /// `now`). A `Timestamp` cannot go below zero: a driver whose clock starts at zero
     /// should start it at `ack_age` (as the examples' `Clock::with_offset` does), or the
     /// session looks younger than it is.
