@@ -167,8 +167,8 @@ pub use heartbeat::Latency;
 pub use identify::{IdentifyCoordinator, IdentifyOutput, IdentifyQueue};
 pub use machine::{GatewayMachine, Message, StartOptions};
 pub use output::{
-    CloseFrame, Disconnect, DisconnectReason, Dispatch, Event, FatalReason, Frame, Output,
-    ProtocolError,
+    CloseFrame, Disconnect, DisconnectReason, Dispatch, Event, FatalReason, Frame, MessageSpans,
+    Output, ProtocolError,
 };
 pub use phase::Phase;
 

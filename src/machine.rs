@@ -114,6 +114,9 @@ pub struct GatewayMachine {
     pub(crate) held: VecDeque<(OpCode, String)>,
     /// The last message received (decompressed), which dispatch events borrow from.
     pub(crate) rx: String,
+    /// Whether `rx` holds the last text message exactly as the driver gave it (not
+    /// decompressed), so that dispatches can say where they lie in it.
+    pub(crate) rx_lent: bool,
     /// Messages of at most 1 MiB received in a row while `rx` is grown past that (see
     /// `receive::RX_RETAIN`).
     pub(crate) rx_quiet: u8,
@@ -235,6 +238,7 @@ impl GatewayMachine {
             queue: OutputQueue::default(),
             held: VecDeque::new(),
             rx: String::new(),
+            rx_lent: false,
             rx_quiet: 0,
             tx: String::new(),
             spilled: None,

@@ -3,6 +3,7 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
+use core::ops::Range;
 use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -86,9 +87,59 @@ pub struct Dispatch<'a> {
     /// its strings and bracket balance, but not the tokens between: parsing it is where a
     /// malformed `d` is reported (see [`read_envelope`](crate::protocol::envelope::read_envelope)).
     pub data: &'a str,
+    /// Where `name` and `data` lie in the text message this dispatch was read from, when
+    /// that message is the one the driver gave as it was: [`Message::Text`] or
+    /// [`Message::TextBytes`] to [`handle_message`], or a buffer handed to
+    /// [`handle_text_buffer`]. `None` for a decompressed message (the text exists only in
+    /// the machine) and for a dispatch copied out because the driver did not drain.
+    ///
+    /// A driver whose WebSocket library keeps each message in shared memory (tungstenite's
+    /// `Utf8Bytes` is `bytes::Bytes`) can hand the application slices of that message
+    /// instead of copies: [`Dispatch::name_range`] and [`Dispatch::data_range`].
+    ///
+    /// [`Message::Text`]: crate::Message::Text
+    /// [`Message::TextBytes`]: crate::Message::TextBytes
+    /// [`handle_message`]: crate::GatewayMachine::handle_message
+    /// [`handle_text_buffer`]: crate::GatewayMachine::handle_text_buffer
+    pub spans: Option<MessageSpans>,
+}
+
+/// Where a [`Dispatch`]'s name and data start in the message it was read from (see
+/// [`Dispatch::spans`]). Their lengths are those of `name` and `data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageSpans {
+    /// The byte offset of the event name (inside the quotes of `"t"`).
+    pub name_start: u32,
+    /// The byte offset of the raw `d` JSON.
+    pub data_start: u32,
+}
+
+impl MessageSpans {
+    /// The spans of `name` and `data`, given as byte ranges of a message; `None` if an
+    /// offset does not fit in a `u32` (a message over 4 GiB).
+    pub(crate) fn new(name: &Range<usize>, data: &Range<usize>) -> Option<Self> {
+        Some(MessageSpans {
+            name_start: u32::try_from(name.start).ok()?,
+            data_start: u32::try_from(data.start).ok()?,
+        })
+    }
 }
 
 impl Dispatch<'_> {
+    /// The byte range of [`name`](Self::name) in the message the driver gave, if
+    /// [`spans`](Self::spans) is known.
+    pub fn name_range(&self) -> Option<Range<usize>> {
+        let start = self.spans?.name_start as usize;
+        Some(start..start + self.name.len())
+    }
+
+    /// The byte range of [`data`](Self::data) in the message the driver gave, if
+    /// [`spans`](Self::spans) is known.
+    pub fn data_range(&self) -> Option<Range<usize>> {
+        let start = self.spans?.data_start as usize;
+        Some(start..start + self.data.len())
+    }
+
     /// Copies the dispatch out of the machine's buffer.
     pub fn to_owned(&self) -> OwnedDispatch {
         OwnedDispatch {

@@ -5,7 +5,7 @@ use alloc::string::String;
 use core::ops::Range;
 
 use super::GatewayMachine;
-use crate::output::{CloseFrame, Dispatch, Event, Frame, Output, OwnedDispatch};
+use crate::output::{CloseFrame, Dispatch, Event, Frame, MessageSpans, Output, OwnedDispatch};
 use crate::protocol::opcode::OpCode;
 use crate::protocol::payloads;
 
@@ -167,10 +167,16 @@ impl GatewayMachine {
         sequence: u64,
         data: Range<usize>,
     ) -> Output<'_> {
+        let spans = if self.rx_lent {
+            MessageSpans::new(&name, &data)
+        } else {
+            None
+        };
         Output::Event(Event::Dispatch(Dispatch {
             name: self.rx.get(name).unwrap_or_default(),
             sequence,
             data: self.rx.get(data).unwrap_or_default(),
+            spans,
         }))
     }
 
@@ -212,6 +218,7 @@ impl GatewayMachine {
                     name: &spilled.name,
                     sequence: spilled.sequence,
                     data: &spilled.data,
+                    spans: None,
                 }))
             }
         }

@@ -86,6 +86,7 @@ impl GatewayMachine {
         }
         let envelope = read_envelope(buffer).map(|envelope| Located::new(buffer, &envelope));
         core::mem::swap(&mut self.rx, buffer);
+        self.rx_lent = true;
         buffer.clear();
         // The buffer given back stays grown only while large messages keep coming (the
         // driver reads the next one into it).
@@ -151,6 +152,7 @@ impl GatewayMachine {
         let envelope = read_envelope(text).map(|envelope| Located::new(text, &envelope));
         self.rx.clear();
         self.rx.push_str(text);
+        self.rx_lent = true;
         envelope
     }
 
@@ -158,6 +160,7 @@ impl GatewayMachine {
     /// message.
     fn inflate(&mut self, bytes: &[u8]) -> bool {
         let mut buf = core::mem::take(&mut self.rx).into_bytes();
+        self.rx_lent = false;
         let result = match &mut self.inflater {
             Some(inflater) => inflater.feed(bytes, &mut buf),
             None => Err(crate::inflate::InflateError::NotCompressed),

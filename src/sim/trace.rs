@@ -64,6 +64,7 @@ impl SimEvent {
                 name: &d.name,
                 sequence: d.sequence,
                 data: &d.data,
+                spans: None,
             }),
             SimEvent::Other(e) => e.clone(),
         }

@@ -1,11 +1,118 @@
 //! # discord-gateway
 //!
-//! The runtime half of `discord-gateway-proto`: a Discord gateway shard driven by tokio, smol
-//! or a blocking thread. The protocol decisions live in the sans-IO
-//! [`GatewayMachine`](discord_gateway_proto::GatewayMachine); this crate owns the socket loop.
+//! A Discord gateway shard you can depend on: the connection lifecycle (identify, resume,
+//! heartbeats, zombie detection, reconnects, rate limits, compression) decided by the
+//! sans-IO [`discord-gateway-proto`](discord_gateway_proto) machine, and the I/O loop around
+//! it written once, here, for your runtime.
+//!
+//! ```no_run
+//! use discord_gateway::tokio::Shard;
+//! use discord_gateway::{Intents, ShardEvent, ShardId};
+//! use serde::Deserialize;
+//!
+//! /// The part of MESSAGE_CREATE this bot reads. Any serde model works: your own structs,
+//! /// or a model crate such as `twilight-model` (`twilight_model::gateway::payload::
+//! /// incoming::MessageCreate`).
+//! #[derive(Deserialize)]
+//! struct Message {
+//!     content: String,
+//!     author: Author,
+//! }
+//!
+//! #[derive(Deserialize)]
+//! struct Author {
+//!     username: String,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let token = std::env::var("DISCORD_TOKEN")?;
+//!     let intents = Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT;
+//!     let mut shard = Shard::new(ShardId::ONE, token, intents)?;
+//!     while let Some(event) = shard.next_event().await {
+//!         match event {
+//!             ShardEvent::Dispatch(d) if d.name == "MESSAGE_CREATE" => {
+//!                 let message: Message = serde_json::from_str(&d.data)?;
+//!                 println!("{}: {}", message.author.username, message.content);
+//!             }
+//!             ShardEvent::Disconnected { reason, resume, .. } => {
+//!                 eprintln!("disconnected ({reason:?}), resuming: {resume}");
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # What you get
+//!
+//! - [`tokio::Shard`] (feature `tokio`, on by default): `next_event().await` gives owned
+//!   [`ShardEvent`]s. Dispatches are name, sequence and raw `d` ([`DispatchEvent`]); on an
+//!   uncompressed connection `d` is a slice of the received message ([`SharedStr`], backed
+//!   by `bytes::Bytes`): no copy, no allocation of ours. The loop runs inside
+//!   `next_event` (no background task), and the future is cancel-safe.
+//! - [`ShardSender`] (`shard.sender()`): commands from other tasks or threads, answered with
+//!   the machine's typed refusal ([`SendError`]: queue full, too large, stopped).
+//! - `close(keep_session)` returns the [`Session`]; [`tokio::Shard::resume`] picks it up in
+//!   the next process.
+//! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying.
+//! - TLS with rustls and the `ring` provider chosen by the crate (no process-level
+//!   `CryptoProvider` to install), the Mozilla roots by default; `ws://` and `wss://`.
+//! - Test tools (feature `testing`): [`testing::FakeGatewayServer`], a fake Discord on
+//!   loopback to run your bot's own loop against.
+//!
+//! # Features
+//!
+//! | feature | what |
+//! |---|---|
+//! | `tokio` (default) | the tokio shard |
+//! | `webpki-roots` (default) | trust the Mozilla roots compiled in |
+//! | `native-roots` | trust the system's certificate store |
+//! | `zlib-stream`, `zstd-stream` | transport compression |
+//! | `testing` | [`testing::FakeGatewayServer`] |
+//! | `redis` | [`redis`]: a fleet coordinator on Redis (identify spacing, the daily budget, a session store) |
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
+// Without a runtime feature only the shared types are of use; the core waits for a loop.
+// (Extend the list as the smol and blocking shards arrive.)
+#![cfg_attr(not(feature = "tokio"), allow(dead_code, unused_imports))]
 
-pub use discord_gateway_proto as proto;
+mod clock;
+mod core;
+#[cfg(test)]
+mod counting_alloc;
+mod event;
+mod identify;
+mod names;
+mod options;
+mod sender;
+mod text;
+mod tls;
+mod websocket;
 
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "testing")]
+pub mod testing;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+pub use discord_gateway_proto as proto;
+pub use discord_gateway_proto::config::ConfigError;
+pub use discord_gateway_proto::output::{RateLimited, ReadyInfo};
+pub use discord_gateway_proto::{
+    Command, CommandError, Compression, DisconnectReason, FatalReason, GatewayConfig, Intents,
+    Latency, OpCode, Phase, ProtocolError, Session, SessionStartLimit, ShardId, Token,
+};
+
+pub use event::{DispatchEvent, ShardEvent};
+pub use identify::SharedIdentifyQueue;
+pub use options::{ShardOptions, DEFAULT_CLOSE_GRACE, DEFAULT_SEND_TIMEOUT};
+pub use sender::{SendError, ShardSender};
+pub use text::SharedStr;
+pub use tls::{default_tls_config, TlsError};
+pub use websocket::{user_agent, BufferSizes};
+
+/// The rustls version this crate builds its TLS on, for [`ShardOptions::tls_config`].
+pub use rustls;

@@ -1,0 +1,122 @@
+//! Opening a WebSocket on tokio: TCP (no Nagle), rustls for `wss://`, the upgrade with
+//! Discord's `User-Agent`, tungstenite's buffers sized for the gateway.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use ::tokio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::websocket::{upgrade_request, BufferSizes};
+
+/// An open gateway connection.
+pub(crate) type Socket = WebSocketStream<Stream>;
+
+/// What a connection needs, shared by every attempt of one shard.
+#[derive(Debug)]
+pub(crate) struct ConnectSettings {
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) buffers: BufferSizes,
+    pub(crate) user_agent: Option<String>,
+}
+
+/// Opens a WebSocket to `url` (`ws://` or `wss://`). The error is a readable sentence.
+pub(crate) async fn connect(url: String, settings: Arc<ConnectSettings>) -> Result<Socket, String> {
+    let request =
+        upgrade_request(&url, settings.user_agent.as_deref()).map_err(|e| e.to_string())?;
+    let uri = request.uri();
+    let secure = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        other => return Err(format!("not a WebSocket URL (scheme {other:?})")),
+    };
+    let host = uri
+        .host()
+        .ok_or("the URL has no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("TCP connect to {host}:{port} failed: {e}"))?;
+    // Gateway messages are small and latency matters (heartbeats): no Nagle delay.
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    let stream = if secure {
+        let config = match &settings.tls {
+            Some(config) => Arc::clone(config),
+            None => crate::tls::default_tls_config().map_err(|e| e.to_string())?,
+        };
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
+        Stream::Tls(Box::new(tls))
+    } else {
+        Stream::Plain(tcp)
+    };
+    let config = settings.buffers.websocket_config();
+    let (socket, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+    Ok(socket)
+}
+
+/// A TCP stream, plain or in TLS.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// `ws://`
+    Plain(TcpStream),
+    /// `wss://` (boxed: the TLS state is large and most of a shard's life is spent idle).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

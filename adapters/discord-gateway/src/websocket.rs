@@ -1,0 +1,157 @@
+//! The WebSocket side every runtime shares: the upgrade request (with Discord's
+//! `User-Agent`), buffer sizes fitted to Discord's traffic, and which transport errors mean
+//! "nothing yet" rather than "the connection is gone".
+
+use std::io::ErrorKind;
+use std::sync::OnceLock;
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Request;
+use tungstenite::http::header::{HeaderValue, USER_AGENT as USER_AGENT_HEADER};
+use tungstenite::protocol::WebSocketConfig;
+
+/// The `User-Agent` sent on the WebSocket upgrade, in the form Discord asks of bots:
+/// `DiscordBot (<repository URL>, <version>)`. The URL is the package's `repository`, or
+/// its crates.io page while none is set.
+pub fn user_agent() -> &'static str {
+    static AGENT: OnceLock<String> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        let repository = env!("CARGO_PKG_REPOSITORY");
+        let url = if repository.is_empty() {
+            concat!("https://crates.io/crates/", env!("CARGO_PKG_NAME"))
+        } else {
+            repository
+        };
+        format!("DiscordBot ({url}, {})", env!("CARGO_PKG_VERSION"))
+    })
+}
+
+/// The upgrade request for `url`: the WebSocket headers plus [`user_agent()`] (or
+/// `user_agent`, when the application set its own and it is a valid header value).
+pub(crate) fn upgrade_request(
+    url: &str,
+    user_agent: Option<&str>,
+) -> Result<Request, tungstenite::Error> {
+    let mut request = url.into_client_request()?;
+    let value = user_agent
+        .and_then(|custom| HeaderValue::from_str(custom).ok())
+        .or_else(|| HeaderValue::from_str(self::user_agent()).ok());
+    if let Some(value) = value {
+        request.headers_mut().insert(USER_AGENT_HEADER, value);
+    }
+    Ok(request)
+}
+
+/// tungstenite's buffers, sized for Discord. Its defaults (128 KiB to read, 128 KiB of
+/// write batching) are made for bulk transfer; a shard mostly idles between small
+/// messages, and thousands of shards may share a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferSizes {
+    /// The read buffer's initial capacity and the most read from the socket at once
+    /// (default 16 KiB, one TLS record). A larger message grows the buffer for itself.
+    pub read: usize,
+    /// Bytes buffered before a write goes to the socket (default 0: every message is
+    /// written at once; the shard flushes after each anyway).
+    pub write: usize,
+    /// The most bytes waiting to be written before a send fails (default 1 MiB; a gateway
+    /// command is at most 4 KiB).
+    pub max_write: usize,
+    /// The largest message accepted (default 64 MiB, as the machine's own limit).
+    pub max_message: usize,
+}
+
+impl Default for BufferSizes {
+    fn default() -> Self {
+        BufferSizes {
+            read: 16 * 1024,
+            write: 0,
+            max_write: 1024 * 1024,
+            max_message: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl BufferSizes {
+    /// tungstenite's configuration with these sizes.
+    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read.max(256))
+            .write_buffer_size(self.write)
+            // tungstenite requires the cap to exceed the batching threshold.
+            .max_write_buffer_size(self.max_write.max(self.write + 1))
+            .max_message_size(Some(self.max_message))
+            .max_frame_size(Some(self.max_message))
+    }
+}
+
+/// Whether a transport error means "nothing yet" (a signal interrupted a blocking call, a
+/// non-blocking or timed-out read has no data): the connection is still alive and the
+/// call is simply repeated later. Every other error means the connection is gone.
+pub(crate) fn is_transient(error: &tungstenite::Error) -> bool {
+    match error {
+        tungstenite::Error::Io(io) => is_transient_io(io.kind()),
+        _ => false,
+    }
+}
+
+/// [`is_transient`] for a plain I/O error kind.
+pub(crate) fn is_transient_io(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Interrupted | ErrorKind::WouldBlock | ErrorKind::TimedOut
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upgrade_request_carries_the_user_agent() {
+        let request =
+            upgrade_request("wss://gateway.discord.gg/?v=10&encoding=json", None).expect("request");
+        let agent = request.headers()[USER_AGENT_HEADER]
+            .to_str()
+            .expect("ascii");
+        assert!(agent.starts_with("DiscordBot (https://"), "{agent}");
+        assert!(
+            agent.ends_with(concat!(", ", env!("CARGO_PKG_VERSION"), ")")),
+            "{agent}"
+        );
+        assert_eq!(request.uri().query(), Some("v=10&encoding=json"));
+        let custom = upgrade_request("ws://127.0.0.1:1/", Some("DiscordBot (x, 1)")).unwrap();
+        assert_eq!(custom.headers()[USER_AGENT_HEADER], "DiscordBot (x, 1)");
+    }
+
+    #[test]
+    fn interrupted_and_would_block_are_not_a_lost_connection() {
+        for kind in [
+            ErrorKind::Interrupted,
+            ErrorKind::WouldBlock,
+            ErrorKind::TimedOut,
+        ] {
+            assert!(
+                is_transient(&tungstenite::Error::Io(kind.into())),
+                "{kind:?}"
+            );
+        }
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::UnexpectedEof,
+            ErrorKind::BrokenPipe,
+        ] {
+            assert!(
+                !is_transient(&tungstenite::Error::Io(kind.into())),
+                "{kind:?}"
+            );
+        }
+        assert!(!is_transient(&tungstenite::Error::ConnectionClosed));
+    }
+
+    #[test]
+    fn buffer_sizes_make_a_valid_config() {
+        let config = BufferSizes::default().websocket_config();
+        assert_eq!(config.read_buffer_size, 16 * 1024);
+        assert!(config.max_write_buffer_size > config.write_buffer_size);
+    }
+}
