@@ -293,7 +293,9 @@ impl Shard {
             self.core.timeout();
             return true;
         }
-        if let Poll::Ready(Some(request)) = Pin::new(&mut self.requests).poll_next(cx) {
+        // A command waiting? Taken without registering the waker: that costs more than the
+        // check, and the last pass before the loop sleeps registers it (below).
+        if let Ok(request) = self.requests.try_recv() {
             self.core.request(request);
             return true;
         }
@@ -320,7 +322,15 @@ impl Shard {
             self.core.transport_error(error);
             return true;
         }
-        self.poll_receive(cx)
+        if self.poll_receive(cx, now) {
+            return true;
+        }
+        // Nothing is ready: be woken by the next command.
+        if let Poll::Ready(Some(request)) = Pin::new(&mut self.requests).poll_next(cx) {
+            self.core.request(request);
+            return true;
+        }
+        false
     }
 
     /// Hands queued frames to the socket and flushes them. `Err` when the connection is
@@ -362,8 +372,9 @@ impl Shard {
         Ok(())
     }
 
-    /// Reads one message, if one is there. Returns whether anything happened.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Reads one message, if one is there (`now`: this pass's clock reading). Returns whether
+    /// anything happened.
+    fn poll_receive(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             return false;
         };
@@ -372,8 +383,8 @@ impl Shard {
             Poll::Ready(message) => message,
         };
         match message {
-            Some(Ok(WsMessage::Text(text))) => self.core.text(text.into()),
-            Some(Ok(WsMessage::Binary(bytes))) => self.core.binary(&bytes),
+            Some(Ok(WsMessage::Text(text))) => self.core.text(text.into(), now),
+            Some(Ok(WsMessage::Binary(bytes))) => self.core.binary(&bytes, now),
             Some(Ok(WsMessage::Close(frame))) => {
                 self.drop_socket();
                 match frame {
