@@ -39,6 +39,11 @@ fn main() {
     let settle_secs: f64 = env_or("SHARD_BENCH_SETTLE_SECS", hello_ms as f64 / 1000.0 + 2.0);
     let workers: usize = env_or("SHARD_BENCH_WORKERS", 2);
     let guild_members: usize = env_or("SHARD_BENCH_GUILD_MEMBERS", 0);
+    // `ours` or `twilight` alone (to profile one); default both.
+    let clients: Vec<Client> = env_or("SHARD_BENCH_CLIENTS", "ours,twilight".to_string())
+        .split(',')
+        .filter_map(|name| Client::parse(name.trim()))
+        .collect();
     let transports: Vec<Transport> = env_or("SHARD_BENCH_TRANSPORTS", "plain,zlib".to_string())
         .split(',')
         .filter_map(|name| Transport::parse(name.trim()))
@@ -74,15 +79,22 @@ fn main() {
                 ],
             )
         };
-        let mut ours_child = spawn_client(Client::Ours);
-        let mut theirs_child = spawn_client(Client::Twilight);
-        let ours: Value = serde_json::from_str(&ours_child.expect("RESULT")).expect("json");
-        let theirs: Value = serde_json::from_str(&theirs_child.expect("RESULT")).expect("json");
+        let mut children: Vec<(Client, Child)> = clients
+            .iter()
+            .map(|&client| (client, spawn_client(client)))
+            .collect();
+        let mut results = [Value::Null, Value::Null];
+        for (client, child) in &mut children {
+            results[*client as usize] =
+                serde_json::from_str(&child.expect("RESULT")).expect("json");
+        }
         server.send("report");
         let report: Value = serde_json::from_str(&server.expect("REPORT")).expect("json");
-        ours_child.finish();
-        theirs_child.finish();
+        for (_, child) in children {
+            child.finish();
+        }
         server.finish();
+        let [ours, theirs] = results;
         print_table(
             transport, shards, hello_ms, idle_secs, &ours, &theirs, &report,
         );
@@ -166,6 +178,12 @@ fn print_table(
         &one,
     );
     row(
+        "task polls per shard per minute, idle",
+        per_minute(ours, "idle_polls"),
+        per_minute(theirs, "idle_polls"),
+        &one,
+    );
+    row(
         "latest beat past its deadline, ms (max over all beats)",
         number(&ours_served["late_max_ms"]),
         number(&theirs_served["late_max_ms"]),
@@ -182,6 +200,30 @@ fn print_table(
         number(&ours_served["late_p50_ms"]),
         number(&theirs_served["late_p50_ms"]),
         &one,
+    );
+    row(
+        "latest beat past the previous beat + interval, ms (max)",
+        number(&ours_served["gap_late_max_ms"]),
+        number(&theirs_served["gap_late_max_ms"]),
+        &one,
+    );
+    row(
+        "same, p99, ms",
+        number(&ours_served["gap_late_p99_ms"]),
+        number(&theirs_served["gap_late_p99_ms"]),
+        &one,
+    );
+    row(
+        "control: the process's own 10 ms timer, latest wake-up, ms (idle window)",
+        number(&ours["ticker"]["late_max_ms"]),
+        number(&theirs["ticker"]["late_max_ms"]),
+        &one,
+    );
+    println!();
+    println!(
+        "Control: the fake gateway's own 10 ms timer woke at most {:.1} ms late (p99 {:.1} ms) over the whole run: beats that look late by about that much are the server's (or the machine's) stalls, not a client's.",
+        number(&report["server_ticker"]["late_max_ms"]),
+        number(&report["server_ticker"]["late_p99_ms"]),
     );
     println!();
     for (client, result, served) in [

@@ -19,6 +19,7 @@ use twilight_gateway::{ConfigBuilder, Message};
 
 use super::alloc::Snapshot;
 use super::cpu::{process_cpu, raise_fd_limit, resident_bytes, thread_cpu};
+use super::ticker::Ticker;
 use super::{base_url, env_or, Client, Transport};
 
 /// The token both clients present (the fake gateway accepts any).
@@ -191,6 +192,37 @@ struct Counters {
     ready: AtomicU64,
     disconnects: AtomicU64,
     errors: AtomicU64,
+    /// Times a shard's task was polled (how often the runtime woke it).
+    polls: AtomicU64,
+}
+
+/// A shard's task, counting its polls.
+struct Counted<F> {
+    task: std::pin::Pin<Box<F>>,
+    counters: Arc<Counters>,
+}
+
+impl<F: std::future::Future> std::future::Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.counters.polls.fetch_add(1, Relaxed);
+        self.task.as_mut().poll(cx)
+    }
+}
+
+/// Spawns `task` as one shard's task, counting its polls.
+fn spawn_counted<F>(counters: &Arc<Counters>, task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(Counted {
+        task: Box::pin(task),
+        counters: Arc::clone(counters),
+    });
 }
 
 impl Counters {
@@ -257,6 +289,7 @@ async fn run_idle(
     let counters = Arc::new(Counters::default());
     let queue = (client == Client::Twilight).then(twilight_queue);
     let unused_decompressor = twilight_unused_decompressor_bytes();
+    let ticker = Ticker::start();
     // Let the runtime's lazily made parts (timer wheel, I/O driver) exist before the baseline.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let resident_before = resident_bytes().unwrap_or(0);
@@ -268,10 +301,10 @@ async fn run_idle(
             for id in 0..shards {
                 let options = our_options().shard(ShardId::new(id, shards));
                 let mut shard = Shard::from_config(Arc::clone(&config), options).expect("config");
-                let counters = Arc::clone(&counters);
-                tokio::spawn(async move {
+                let events = Arc::clone(&counters);
+                spawn_counted(&counters, async move {
                     while let Some(event) = shard.next_event().await {
-                        counters.ours(&event);
+                        events.ours(&event);
                     }
                 });
             }
@@ -281,10 +314,10 @@ async fn run_idle(
             for id in 0..shards {
                 let shard_id = twilight_gateway::ShardId::new(id, shards);
                 let mut shard = twilight_gateway::Shard::with_config(shard_id, config.clone());
-                let counters = Arc::clone(&counters);
-                tokio::spawn(async move {
+                let events = Arc::clone(&counters);
+                spawn_counted(&counters, async move {
                     while let Some(item) = shard.next().await {
-                        counters.twilight(&item);
+                        events.twilight(&item);
                     }
                 });
             }
@@ -300,11 +333,14 @@ async fn run_idle(
     tokio::time::sleep(settle).await;
     let heap_settled = Snapshot::now().since(heap_before);
     let resident_settled = resident_bytes().unwrap_or(0);
+    ticker.reset();
+    let polls_before = counters.polls.load(Relaxed);
     let cpu_before = process_cpu();
     let calls_before = Snapshot::now();
     tokio::time::sleep(idle).await;
     let idle_cpu = process_cpu() - cpu_before;
     let idle_alloc = Snapshot::now().since(calls_before);
+    let idle_polls = counters.polls.load(Relaxed) - polls_before;
     let heap_end = Snapshot::now().since(heap_before);
     let n = f64::from(shards);
     json!({
@@ -323,6 +359,8 @@ async fn run_idle(
         "cpu_us_per_shard_minute": idle_cpu.as_secs_f64() * 1e6 / n / (idle.as_secs_f64() / 60.0),
         "twilight_unused_decompressor_bytes": unused_decompressor,
         "idle_allocations": idle_alloc.calls,
+        "idle_polls": idle_polls,
+        "ticker": ticker.summary(),
         "idle_bytes_allocated": idle_alloc.bytes,
     })
 }

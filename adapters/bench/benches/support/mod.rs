@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod frames;
 pub mod server;
 pub mod stats;
+pub mod ticker;
 
 /// The environment variable that tells a bench binary which part to play when it runs itself
 /// as a child process (`server`, `client`); unset in the process `cargo bench` starts.

@@ -40,6 +40,7 @@ use super::child::say;
 use super::cpu::raise_fd_limit;
 use super::frames::{FrameGen, KeyOrder, SEED};
 use super::stats::{max, percentile};
+use super::ticker::Ticker;
 use super::{env_or, Transport};
 
 /// The resume URL READY carries before the server knows its port (replaced at start).
@@ -231,6 +232,7 @@ async fn serve(hello_ms: u64, repeats: u32, guild_members: usize) {
         );
     }
     let records: Records = Arc::default();
+    let ticker = Ticker::start();
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -249,7 +251,11 @@ async fn serve(hello_ms: u64, repeats: u32, guild_members: usize) {
                 }
             }
             line = lines.recv() => match line.as_deref().map(str::trim) {
-                Some("report") => say("REPORT", &report(&records, script.interval).to_string()),
+                Some("report") => {
+                    let mut report = report(&records, script.interval);
+                    report["server_ticker"] = ticker.summary();
+                    say("REPORT", &report.to_string());
+                }
                 Some(_) => {}
                 None => break,
             },
@@ -417,8 +423,12 @@ async fn idle_mode(
 /// at `g + k * interval` for an unknown `g`; `t_k - k * interval` is `g` plus that beat's
 /// lateness, and its smallest value over the connection's beats is taken as `g` (the most
 /// punctual beat counts as on time). A beat's lateness is then `t_k - k * interval - g`,
-/// arrival at the server included. The first beat is also checked against the one bound
-/// known without the jitter: it is due at most one interval after Hello was sent.
+/// arrival at the server included. That is exact for a schedule that stays on its grid
+/// (ours: a late beat does not move the next deadline); for one that restarts from a late
+/// beat (twilight's interval, `MissedTickBehavior::Delay`) every later beat would count the
+/// shift again, so each beat is also measured against the previous one (`gap_late`:
+/// `t_k - t_(k-1) - interval`, exact there). The first beat is also checked against the one
+/// bound known without the jitter: it is due at most one interval after Hello was sent.
 fn report(records: &Records, interval: Duration) -> Value {
     let records = records.lock().expect("records");
     let mut labels: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
@@ -432,6 +442,7 @@ fn report(records: &Records, interval: Duration) -> Value {
     let mut out = serde_json::Map::new();
     for (label, connections) in labels {
         let mut lateness = Vec::new();
+        let mut gap_lateness = Vec::new();
         let mut first_overdue = Vec::new();
         let mut beats = 0;
         for record in &connections {
@@ -448,6 +459,10 @@ fn report(records: &Records, interval: Duration) -> Value {
             if phases.len() >= 2 {
                 let origin = phases.iter().copied().fold(f64::INFINITY, f64::min);
                 lateness.extend(phases.iter().map(|p| p - origin));
+                // Against the previous beat: exact for a schedule that restarts from a late
+                // beat (tokio's `MissedTickBehavior::Delay`, twilight's), where the grid
+                // above would count one late beat again in every later one.
+                gap_lateness.extend(phases.windows(2).map(|w| w[1] - w[0]));
             }
         }
         out.insert(
@@ -461,6 +476,8 @@ fn report(records: &Records, interval: Duration) -> Value {
                 "late_max_ms": max(&lateness) * 1e3,
                 "late_p99_ms": percentile(&lateness, 0.99) * 1e3,
                 "late_p50_ms": percentile(&lateness, 0.5) * 1e3,
+                "gap_late_max_ms": max(&gap_lateness) * 1e3,
+                "gap_late_p99_ms": percentile(&gap_lateness, 0.99) * 1e3,
                 "first_overdue_max_ms": max(&first_overdue) * 1e3,
             }),
         );
