@@ -93,6 +93,8 @@ mod text;
 mod tls;
 mod websocket;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "smol")]

@@ -118,15 +118,8 @@ impl Target {
 
     /// The TLS server name of the host.
     pub(crate) fn server_name(&self) -> Result<rustls::pki_types::ServerName<'static>, String> {
-        Self::server_name_of(&self.host)
-    }
-
-    /// The TLS server name of `host`.
-    pub(crate) fn server_name_of(
-        host: &str,
-    ) -> Result<rustls::pki_types::ServerName<'static>, String> {
-        rustls::pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
+        rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| format!("invalid TLS server name {:?}: {e}", self.host))
     }
 }
 
