@@ -401,3 +401,23 @@ fn shard_is_send() {
     fn check<T: Send + 'static>() {}
     check::<Shard>();
 }
+
+/// Two shards on two threads: the one waiting for its turn is woken through its readiness
+/// queue when the other's call (or its own deadline) grants it.
+#[test]
+fn shards_on_two_threads_sharing_an_identify_queue_take_turns() {
+    let server = FakeGatewayServer::start(fast_gateway());
+    let queue = shared_queue();
+    let config = std::sync::Arc::new(config(&server));
+    std::thread::scope(|scope| {
+        for id in 0..2 {
+            let options = queued_options(id, &queue);
+            let config = std::sync::Arc::clone(&config);
+            scope.spawn(move || {
+                let mut shard = Shard::from_config(config, options).expect("config");
+                events_until(&mut shard, is_ready);
+            });
+        }
+    });
+    check_identifies_took_turns(&queue, &server.stop());
+}

@@ -326,3 +326,25 @@ fn shard_is_send_and_unpin() {
     fn check<T: Send + Unpin + 'static>() {}
     check::<Shard>();
 }
+
+#[test]
+fn shards_sharing_an_identify_queue_take_turns() {
+    run(async {
+        let server = FakeGatewayServer::start(fast_gateway());
+        let queue = shared_queue();
+        let config = std::sync::Arc::new(config(&server));
+        let mut shards: Vec<Shard> = (0..2)
+            .map(|id| {
+                Shard::from_config(std::sync::Arc::clone(&config), queued_options(id, &queue))
+                    .expect("config")
+            })
+            .collect();
+        let (a, b) = shards.split_at_mut(1);
+        futures_util::future::join(
+            events_until(&mut a[0], is_ready),
+            events_until(&mut b[0], is_ready),
+        )
+        .await;
+        check_identifies_took_turns(&queue, &server.stop_async().await);
+    });
+}

@@ -246,48 +246,21 @@ async fn a_send_on_a_dead_socket_is_a_lost_connection_and_the_session_resumes() 
 
 #[tokio::test]
 async fn shards_sharing_an_identify_queue_take_turns() {
-    use discord_gateway::{SessionStartLimit, ShardId, SharedIdentifyQueue};
     let server = FakeGatewayServer::start(fast_gateway());
-    let spacing = Duration::from_millis(300);
-    let queue = SharedIdentifyQueue::new(SessionStartLimit {
-        total: 1000,
-        remaining: 1000,
-        reset_after: 86_400_000,
-        max_concurrency: 1,
-    })
-    .with_spacing(spacing);
+    let queue = shared_queue();
     let config = std::sync::Arc::new(config(&server));
     let mut shards: Vec<Shard> = (0..2)
         .map(|id| {
-            let options = ShardOptions::new()
-                .shard(ShardId::new(id, 2))
-                .identify_queue(queue.clone());
-            Shard::from_config(std::sync::Arc::clone(&config), options).expect("config")
+            Shard::from_config(std::sync::Arc::clone(&config), queued_options(id, &queue))
+                .expect("config")
         })
         .collect();
     let (a, b) = shards.split_at_mut(1);
-    let ready = |e: &ShardEvent| matches!(e, ShardEvent::Ready(_));
     tokio::join!(
-        events_until(&mut a[0], ready),
-        events_until(&mut b[0], ready)
+        events_until(&mut a[0], is_ready),
+        events_until(&mut b[0], is_ready)
     );
-    assert_eq!(queue.remaining(), 998);
-    let gateway = server.stop_async().await;
-    let identifies: Vec<_> = gateway.received_op(2).map(|f| f.time).collect();
-    assert_eq!(identifies.len(), 2);
-    let gap = identifies[1].saturating_duration_since(identifies[0]);
-    assert!(
-        gap >= spacing,
-        "identifies {gap:?} apart, under the {spacing:?} spacing"
-    );
-    // First come, first served: either may go first, each once.
-    let mut shard_ids: Vec<String> = gateway
-        .received_op(2)
-        .map(|f| f.data().expect("d")["shard"].to_string())
-        .collect();
-    shard_ids.sort();
-    assert_eq!(shard_ids, ["[0,2]", "[1,2]"]);
-    assert_no_violations(&gateway);
+    check_identifies_took_turns(&queue, &server.stop_async().await);
 }
 
 /// The shard can move to another task and be polled from `tokio::select!`.

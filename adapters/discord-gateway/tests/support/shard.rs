@@ -472,3 +472,50 @@ pub fn check_failed_send(events: &[ShardEvent]) {
         }
     ));
 }
+
+/// The spacing of the shared identify queue in the turn-taking scenario.
+pub const IDENTIFY_SPACING: Duration = Duration::from_millis(300);
+
+/// A shared identify queue of one bucket with [`IDENTIFY_SPACING`].
+pub fn shared_queue() -> discord_gateway::SharedIdentifyQueue {
+    discord_gateway::SharedIdentifyQueue::new(discord_gateway::SessionStartLimit {
+        total: 1000,
+        remaining: 1000,
+        reset_after: 86_400_000,
+        max_concurrency: 1,
+    })
+    .with_spacing(IDENTIFY_SPACING)
+}
+
+/// The options of shard `id` of 2 taking turns on `queue`.
+pub fn queued_options(
+    id: u32,
+    queue: &discord_gateway::SharedIdentifyQueue,
+) -> discord_gateway::ShardOptions {
+    discord_gateway::ShardOptions::new()
+        .shard(discord_gateway::ShardId::new(id, 2))
+        .identify_queue(queue.clone())
+}
+
+/// Both shards identified once, at least the spacing apart, and the budget shows it.
+pub fn check_identifies_took_turns(
+    queue: &discord_gateway::SharedIdentifyQueue,
+    gateway: &FakeGateway,
+) {
+    assert_eq!(queue.remaining(), 998);
+    let identifies: Vec<_> = gateway.received_op(2).map(|f| f.time).collect();
+    assert_eq!(identifies.len(), 2);
+    let gap = identifies[1].saturating_duration_since(identifies[0]);
+    assert!(
+        gap >= IDENTIFY_SPACING,
+        "identifies {gap:?} apart, under the {IDENTIFY_SPACING:?} spacing"
+    );
+    // First come, first served: either may go first, each once.
+    let mut shard_ids: Vec<String> = gateway
+        .received_op(2)
+        .map(|f| f.data().expect("d")["shard"].to_string())
+        .collect();
+    shard_ids.sort();
+    assert_eq!(shard_ids, ["[0,2]", "[1,2]"]);
+    assert_no_violations(gateway);
+}
