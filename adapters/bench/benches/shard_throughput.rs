@@ -176,6 +176,42 @@ fn main() {
             bytes(theirs_bytes),
         );
     }
+    let (core, simd) = utf8_checks();
+    println!();
+    println!(
+        "UTF-8 check of a text message, per frame of this stream (best of 15 passes): core::str::from_utf8 (tungstenite, ours) {core:.0} ns, simdutf8 (tokio-websockets, twilight's) {simd:.0} ns."
+    );
+}
+
+/// What each WebSocket library's UTF-8 check of a text message costs on this stream: thread
+/// CPU time per frame, best of 15 passes over the frames laid out one after another.
+/// tungstenite (ours) checks with `core::str::from_utf8`, tokio-websockets (twilight's)
+/// with `simdutf8`.
+fn utf8_checks() -> (f64, f64) {
+    use support::cpu::thread_cpu;
+    use support::frames::{FrameGen, KeyOrder, SEED};
+    let texts: Vec<String> = FrameGen::new(SEED ^ 1)
+        .mixed_stream(5000)
+        .iter()
+        .skip(2)
+        .map(|frame| frame.text(KeyOrder::Discord))
+        .collect();
+    let best = |check: &dyn Fn(&[u8]) -> bool| -> f64 {
+        (0..15)
+            .map(|_| {
+                let start = thread_cpu();
+                let valid = texts
+                    .iter()
+                    .filter(|text| check(std::hint::black_box(text.as_bytes())))
+                    .count();
+                assert_eq!(valid, texts.len());
+                (thread_cpu() - start).as_nanos() as f64 / texts.len() as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let core = best(&|bytes| std::str::from_utf8(bytes).is_ok());
+    let simd = best(&|bytes| simdutf8::basic::from_utf8(bytes).is_ok());
+    (core, simd)
 }
 
 /// The 1-minute load average, as `uptime` shows it.
