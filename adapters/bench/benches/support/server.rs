@@ -46,6 +46,11 @@ use super::{env_or, Transport};
 /// The resume URL READY carries before the server knows its port (replaced at start).
 const GENERATED_RESUME_URL: &str = "wss://gateway-us-east1-b.discord.gg";
 
+/// How long the connection storm at the start lasts, for the server's own timer control:
+/// every client connects and identifies at once, and each of the (up to 2,000) connections
+/// gets its zlib context then (about 256 KB each).
+const STORM_SECS: usize = 20;
+
 /// WebSocket opcodes of the frames the server writes itself.
 const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
@@ -254,6 +259,7 @@ async fn serve(hello_ms: u64, repeats: u32, guild_members: usize) {
                 Some("report") => {
                     let mut report = report(&records, script.interval);
                     report["server_ticker"] = ticker.summary();
+                    report["server_ticker_steady"] = ticker.summary_after(STORM_SECS);
                     say("REPORT", &report.to_string());
                 }
                 Some(_) => {}
@@ -317,25 +323,36 @@ fn opcode(text: &str) -> Option<u64> {
         .as_u64()
 }
 
-/// Reads the client's messages until Identify (op 2); `false` if the connection ended.
-async fn await_identify(
+/// How a connection's session starts.
+#[derive(PartialEq)]
+enum Start {
+    Identify,
+    Resume,
+}
+
+/// Reads the client's messages until Identify (op 2) or Resume (op 6); `None` if the
+/// connection ended first.
+async fn await_start(
     ws: &mut WebSocketStream<TcpStream>,
     records: &Records,
     index: usize,
-) -> bool {
+) -> Option<Start> {
     while let Some(Ok(message)) = ws.next().await {
         if let Message::Text(text) = message {
             match opcode(&text) {
                 Some(2) => {
                     records.lock().expect("records")[index].identified = true;
-                    return true;
+                    return Some(Start::Identify);
                 }
-                Some(6) => records.lock().expect("records")[index].resumes += 1,
+                Some(6) => {
+                    records.lock().expect("records")[index].resumes += 1;
+                    return Some(Start::Resume);
+                }
                 _ => {}
             }
         }
     }
-    false
+    None
 }
 
 async fn stream_mode(
@@ -353,7 +370,8 @@ async fn stream_mode(
         return;
     }
     records.lock().expect("records")[index].hello_at = Instant::now();
-    if !await_identify(ws, records, index).await || !write_raw(ws, rest).await {
+    if await_start(ws, records, index).await != Some(Start::Identify) || !write_raw(ws, rest).await
+    {
         return;
     }
     // Read (and drop) whatever the client sends until it goes away.
@@ -382,17 +400,31 @@ async fn idle_mode(
         return;
     }
     records.lock().expect("records")[index].hello_at = Instant::now();
-    if !await_identify(ws, records, index).await {
-        return;
-    }
-    let ready = send(&script.ready);
-    if !write_raw(ws, &ready).await {
-        return;
-    }
-    if let Some(guild_create) = &script.guild_create {
-        let guild_create = send(guild_create);
-        if !write_raw(ws, &guild_create).await {
-            return;
+    match await_start(ws, records, index).await {
+        None => return,
+        Some(Start::Identify) => {
+            // READY's resume URL keeps this connection's path (client and transport).
+            let ready = script.ready.replace(
+                "/c/resume",
+                &format!("/c/{}", records.lock().expect("records")[index].label),
+            );
+            let ready = send(&ready);
+            if !write_raw(ws, &ready).await {
+                return;
+            }
+            if let Some(guild_create) = &script.guild_create {
+                let guild_create = send(guild_create);
+                if !write_raw(ws, &guild_create).await {
+                    return;
+                }
+            }
+        }
+        // A shard that lost its connection (a stalled server) resumes: nothing was missed.
+        Some(Start::Resume) => {
+            let resumed = send(r#"{"t":"RESUMED","s":3,"op":0,"d":{}}"#);
+            if !write_raw(ws, &resumed).await {
+                return;
+            }
         }
     }
     while let Some(Ok(message)) = ws.next().await {
@@ -442,6 +474,7 @@ fn report(records: &Records, interval: Duration) -> Value {
     let mut out = serde_json::Map::new();
     for (label, connections) in labels {
         let mut lateness = Vec::new();
+        let mut steady = Vec::new();
         let mut gap_lateness = Vec::new();
         let mut first_overdue = Vec::new();
         let mut beats = 0;
@@ -459,6 +492,9 @@ fn report(records: &Records, interval: Duration) -> Value {
             if phases.len() >= 2 {
                 let origin = phases.iter().copied().fold(f64::INFINITY, f64::min);
                 lateness.extend(phases.iter().map(|p| p - origin));
+                // From the third beat on: the connection storm (every client connecting
+                // and identifying at once) is over.
+                steady.extend(phases.iter().skip(2).map(|p| p - origin));
                 // Against the previous beat: exact for a schedule that restarts from a late
                 // beat (tokio's `MissedTickBehavior::Delay`, twilight's), where the grid
                 // above would count one late beat again in every later one.
@@ -476,6 +512,7 @@ fn report(records: &Records, interval: Duration) -> Value {
                 "late_max_ms": max(&lateness) * 1e3,
                 "late_p99_ms": percentile(&lateness, 0.99) * 1e3,
                 "late_p50_ms": percentile(&lateness, 0.5) * 1e3,
+                "steady_late_max_ms": max(&steady) * 1e3,
                 "gap_late_max_ms": max(&gap_lateness) * 1e3,
                 "gap_late_p99_ms": percentile(&gap_lateness, 0.99) * 1e3,
                 "first_overdue_max_ms": max(&first_overdue) * 1e3,

@@ -18,6 +18,9 @@ pub struct Ticker {
     late: Arc<Mutex<Vec<f64>>>,
 }
 
+/// How many samples a summary leaves out as the start (`summary_after`).
+const PER_SECOND: usize = 100;
+
 impl Ticker {
     /// Starts ticking on the current tokio runtime.
     /// Room for 100,000 samples (over 16 minutes) is taken at once, so that ticking never
@@ -48,11 +51,19 @@ impl Ticker {
 
     /// Max and p99 lateness of the wake-ups so far, in milliseconds.
     pub fn summary(&self) -> Value {
+        self.summary_after(0)
+    }
+
+    /// [`summary`](Self::summary) of the wake-ups after roughly the first `seconds` (one
+    /// sample per 10 ms period; a late wake-up stands for several periods, so this leaves
+    /// out at least that long).
+    pub fn summary_after(&self, seconds: usize) -> Value {
         let late = self.late.lock().expect("ticker");
+        let late = &late[(seconds * PER_SECOND).min(late.len())..];
         json!({
             "ticks": late.len(),
-            "late_max_ms": max(&late) * 1e3,
-            "late_p99_ms": percentile(&late, 0.99) * 1e3,
+            "late_max_ms": max(late) * 1e3,
+            "late_p99_ms": percentile(late, 0.99) * 1e3,
         })
     }
 }
