@@ -91,6 +91,8 @@ mod text;
 mod tls;
 mod websocket;
 
+#[cfg(feature = "tokio")]
+pub mod http;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "testing")]

@@ -43,33 +43,43 @@ pub(crate) async fn connect(url: String, settings: Arc<ConnectSettings>) -> Resu
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("TCP connect to {host}:{port} failed: {e}"))?;
-    // Gateway messages are small and latency matters (heartbeats): no Nagle delay.
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-    let stream = if secure {
-        let config = match &settings.tls {
-            Some(config) => Arc::clone(config),
-            None => crate::tls::default_tls_config().map_err(|e| e.to_string())?,
-        };
-        let name = ServerName::try_from(host.clone())
-            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
-        let tls = TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
-        Stream::Tls(Box::new(tls))
-    } else {
-        Stream::Plain(tcp)
-    };
+    let stream = transport(&host, port, secure, settings.tls.as_ref()).await?;
     let config = settings.buffers.websocket_config();
     let (socket, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config))
             .await
             .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
     Ok(socket)
+}
+
+/// A TCP connection to `host:port` (no Nagle delay: gateway messages are small and
+/// latency matters), in TLS when `secure`: `tls`, or the crate's default configuration.
+/// Shared by the WebSocket and the `GET /gateway/bot` request, so both trust the same roots.
+pub(crate) async fn transport(
+    host: &str,
+    port: u16,
+    secure: bool,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Stream, String> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("TCP connect to {host}:{port} failed: {e}"))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    if !secure {
+        return Ok(Stream::Plain(tcp));
+    }
+    let config = match tls {
+        Some(config) => Arc::clone(config),
+        None => crate::tls::default_tls_config().map_err(|e| e.to_string())?,
+    };
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
+    let tls = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
+    Ok(Stream::Tls(Box::new(tls)))
 }
 
 /// A TCP stream, plain or in TLS.

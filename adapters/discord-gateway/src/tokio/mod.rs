@@ -5,7 +5,7 @@
 //! can sit in `tokio::select!` beside the application's own branches. Commands from other
 //! tasks arrive through a [`ShardSender`] and are carried out while the shard is polled.
 
-mod connect;
+pub(crate) mod connect;
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
