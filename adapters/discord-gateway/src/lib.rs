@@ -92,6 +92,8 @@ mod tls;
 mod websocket;
 
 #[cfg(feature = "tokio")]
+pub mod fleet;
+#[cfg(feature = "tokio")]
 pub mod http;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -109,7 +111,7 @@ pub use discord_gateway_proto::{
 };
 
 pub use event::{DispatchEvent, ShardEvent};
-pub use identify::SharedIdentifyQueue;
+pub use identify::{IdentifyBlocked, SharedIdentifyQueue};
 pub use options::{ShardOptions, DEFAULT_CLOSE_GRACE, DEFAULT_SEND_TIMEOUT};
 pub use sender::{SendError, ShardSender};
 pub use text::SharedStr;
