@@ -59,6 +59,9 @@ pub(crate) struct LeaseSlot {
     /// The session this renewal saved, if it saved one.
     #[cfg(feature = "redis")]
     saved: Option<(String, u64)>,
+    /// Whether the lease was claimed anew (the store holds no session of ours now).
+    #[cfg(feature = "redis")]
+    reclaimed: bool,
 }
 
 /// This process's right to run one shard.
@@ -176,21 +179,42 @@ impl Owner {
                     Some(session) => store.save(&mut lease, session, now()).await,
                     None => store.renew(&mut lease).await,
                 };
+                let mut reclaimed = false;
                 let renewal = match result {
                     Ok(()) => Renewal::Kept,
+                    // Nobody holds it (it expired while Redis was away, or Redis lost its
+                    // data): take it back without stopping the shard. If another process
+                    // claims first, the claim says so and the shard stops.
+                    Err(SessionStoreError::LeaseLost { holder: None, .. }) => {
+                        match store.claim(lease.shard()).await {
+                            Ok(claim) => {
+                                lease = claim.lease;
+                                reclaimed = true;
+                                Renewal::Kept
+                            }
+                            Err(SessionStoreError::Held { holder, .. }) => Renewal::Lost {
+                                holder: Some(holder.token),
+                            },
+                            Err(other) => Renewal::Unavailable(other.to_string()),
+                        }
+                    }
                     Err(SessionStoreError::LeaseLost { holder, .. }) => Renewal::Lost {
                         holder: holder.map(|h| h.token),
                     },
                     Err(other) => Renewal::Unavailable(other.to_string()),
                 };
+                // A reclaimed lease has not stored this session yet: the next renewal does.
                 let saved = match (&renewal, fresh) {
-                    (Renewal::Kept, Some(session)) => Some((session.id.clone(), session.sequence)),
+                    (Renewal::Kept, Some(session)) if !reclaimed => {
+                        Some((session.id.clone(), session.sequence))
+                    }
                     _ => None,
                 };
                 (
                     LeaseSlot {
                         lease: Some(lease),
                         saved,
+                        reclaimed,
                     },
                     renewal,
                 )
@@ -213,6 +237,9 @@ impl Owner {
                     self.valid_until = Some(lease.valid_until());
                 }
                 self.lease = Some(lease);
+            }
+            if slot.reclaimed {
+                self.saved = None;
             }
             if slot.saved.is_some() {
                 self.saved = slot.saved;

@@ -45,10 +45,10 @@ struct Inner {
 #[derive(Default)]
 struct State {
     waiting: BTreeMap<ShardId, Waiter>,
-    /// Refusals for a spent budget, counted (each waiting shard reports the new ones).
-    exhaustions: u64,
-    /// When the last spent budget resets.
-    exhausted_until: Option<Instant>,
+    /// Per shard, its refusals for a spent budget, counted (it reports each one; kept
+    /// across its requests, as the shard counts what it reported), and when the last one
+    /// ends.
+    exhaustions: BTreeMap<ShardId, (u64, Instant)>,
     /// Session starts left as of the last grant.
     remaining: Option<u32>,
 }
@@ -147,12 +147,12 @@ impl RedisGate {
 
     pub(crate) fn poll_grant(&self, shard: ShardId, waker: &Waker) -> GrantPoll {
         let mut state = self.lock();
-        let exhausted = (
-            state.exhaustions,
-            state
-                .exhausted_until
-                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now())),
-        );
+        let exhausted = state
+            .exhaustions
+            .get(&shard)
+            .map_or((0, Duration::ZERO), |(count, until)| {
+                (*count, until.saturating_duration_since(now()))
+            });
         let Some(waiter) = state.waiting.get_mut(&shard) else {
             return GrantPoll::Waiting {
                 deadline: None,
@@ -197,8 +197,10 @@ impl RedisGate {
                 Err(IdentifyRefused::Exhausted { resets_in }) => {
                     let retry_in = resets_in.unwrap_or(RETRY_WITHOUT_HINT).max(MIN_RETRY);
                     let mut state = self.lock();
-                    state.exhaustions += 1;
-                    state.exhausted_until = Some(now() + retry_in);
+                    let count = state.exhaustions.get(&shard).map_or(0, |(count, _)| *count);
+                    state
+                        .exhaustions
+                        .insert(shard, (count + 1, now() + retry_in));
                     if let Some(waiter) = state.waiting.get_mut(&shard) {
                         wake(waiter);
                     }
@@ -213,18 +215,20 @@ impl RedisGate {
         }
     }
 
-    /// `acquire` says why it waits.
-    fn waited(&self, shard: ShardId, wait: IdentifyWait) {
+    /// `acquire` says why it waits. What blocks one shard blocks them all (shards of a
+    /// bucket wait for their turn behind the one asking Redis), so every waiting shard is
+    /// told.
+    fn waited(&self, _shard: ShardId, wait: IdentifyWait) {
         match wait {
             IdentifyWait::RedisUnavailable(error) => {
-                self.tell(shard, IdentifyBlocked::StoreUnavailable(error.to_string()));
+                self.tell_all(IdentifyBlocked::StoreUnavailable(error.to_string()));
             }
             IdentifyWait::LimitSourceFailed(why) => {
-                self.tell(shard, IdentifyBlocked::LimitUnavailable(why));
+                self.tell_all(IdentifyBlocked::LimitUnavailable(why));
             }
-            // Redis answered: whatever blocked it is over (a new block is news again).
+            // Redis answered: whatever blocked them is over (a new block is news again).
             IdentifyWait::Busy { .. } => {
-                if let Some(waiter) = self.lock().waiting.get_mut(&shard) {
+                for waiter in self.lock().waiting.values_mut() {
                     waiter.reported = None;
                 }
             }
@@ -234,16 +238,18 @@ impl RedisGate {
 
     /// Reports `blocked` to `shard`, unless it is what it reported last.
     fn tell(&self, shard: ShardId, blocked: IdentifyBlocked) {
-        let mut state = self.lock();
-        let Some(waiter) = state.waiting.get_mut(&shard) else {
-            return;
-        };
-        if waiter.reported.as_ref() == Some(&blocked) {
-            return;
+        if let Some(waiter) = self.lock().waiting.get_mut(&shard) {
+            news(waiter, &blocked);
         }
-        waiter.reported = Some(blocked.clone());
-        waiter.news = Some(blocked);
-        wake(waiter);
+    }
+
+    /// Reports `blocked` to every waiting shard that did not report it last.
+    fn tell_all(&self, blocked: IdentifyBlocked) {
+        for waiter in self.lock().waiting.values_mut() {
+            if !waiter.granted {
+                news(waiter, &blocked);
+            }
+        }
     }
 
     fn runtime(&self) -> Option<Handle> {
@@ -258,6 +264,16 @@ impl RedisGate {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Gives `waiter` `blocked` to report, unless it reported just that last.
+fn news(waiter: &mut Waiter, blocked: &IdentifyBlocked) {
+    if waiter.reported.as_ref() == Some(blocked) {
+        return;
+    }
+    waiter.reported = Some(blocked.clone());
+    waiter.news = Some(blocked.clone());
+    wake(waiter);
 }
 
 fn wake(waiter: &mut Waiter) {
