@@ -60,6 +60,10 @@ enum Outcome {
 }
 
 /// The shard's task.
+///
+/// Its future stays small (about the size of the `Shard` it drives): the store's calls and
+/// the closing steps, whose futures are large and short-lived, are boxed, so an idle shard
+/// does not carry their room.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     events: Sender<FleetEvent>,
@@ -70,9 +74,10 @@ pub(crate) async fn run(
     let shard = slot.shard;
     loop {
         slot.status().state = ShardState::Claiming;
-        let (owner, session) = match claim(&shared, &events, shard, &mut stop, kept.take()).await {
+        let claimed = Box::pin(claim(&shared, &events, shard, &mut stop, kept.take())).await;
+        let (mut owner, session) = match claimed {
             Ok(claimed) => claimed,
-            Err(request) => return leave(&shared, &events, &slot, request, None).await,
+            Err(request) => return Box::pin(leave(&shared, &events, &slot, request, None)).await,
         };
         let options = (shared.options)(shard).shard(shard);
         let options = options.identify_queue(shared.identify.clone());
@@ -83,14 +88,16 @@ pub(crate) async fn run(
         let mut running = match Shard::from_config(Arc::clone(&shared.config), options) {
             Ok(running) => running,
             Err(error) => {
-                let _ = owner.release().await;
                 let reason = StopReason::Config(error.to_string());
-                return finish(&shared, &events, &slot, reason, None).await;
+                let ending = async {
+                    let _ = owner.release().await;
+                    finish(&shared, &events, &slot, reason, None).await;
+                };
+                return Box::pin(ending).await;
             }
         };
         *lock(&slot.sender) = Some(running.sender());
         slot.status().state = ShardState::Running;
-        let mut owner = owner;
         let mut run = Run {
             shared: &shared,
             events: &events,
@@ -101,36 +108,70 @@ pub(crate) async fn run(
         let held = std::mem::take(&mut run.held);
         slot.status().state = ShardState::Stopping;
         *lock(&slot.sender) = None;
+        let end = End {
+            shared: &shared,
+            events: &events,
+            slot: &slot,
+            shard: running,
+            owner: *owner,
+            held,
+        };
+        match Box::pin(end.conclude(outcome)).await {
+            Some(session) => kept = session,
+            None => return,
+        }
+    }
+}
+
+/// A shard's run is over: what is left to do with it.
+struct End<'a> {
+    shared: &'a Shared,
+    events: &'a Sender<FleetEvent>,
+    slot: &'a Slot,
+    shard: Shard,
+    owner: Owner,
+    held: VecDeque<FleetEvent>,
+}
+
+impl End<'_> {
+    /// Closes the shard as `outcome` asks; `Some(kept session)` when the task must claim it
+    /// again, `None` when the shard left the fleet.
+    async fn conclude(mut self, outcome: Outcome) -> Option<Option<Session>> {
+        let (shared, events, slot) = (self.shared, self.events, self.slot);
+        let shard = slot.shard;
         match outcome {
             Outcome::Stop(request) => {
-                let session = running.close(request.keep_session).await;
-                flush(&events, held).await;
+                let session = self.shard.close(request.keep_session).await;
+                flush(events, self.held).await;
                 let handed = match (&session, request.keep_session) {
-                    (Some(session), true) => owner.hand_over(Some(session)).await,
-                    _ => owner.release().await,
+                    (Some(session), true) => self.owner.hand_over(Some(session)).await,
+                    _ => self.owner.release().await,
                 };
                 if let Err(error) = handed {
-                    emit(&events, FleetEvent::StoreUnavailable { shard, error }).await;
+                    emit(events, FleetEvent::StoreUnavailable { shard, error }).await;
                 }
-                return leave(&shared, &events, &slot, request, session).await;
+                leave(shared, events, slot, request, session).await;
+                None
             }
             Outcome::Ended => {
-                flush(&events, held).await;
-                let _ = owner.release().await;
-                return finish(&shared, &events, &slot, StopReason::Ended, None).await;
+                flush(events, self.held).await;
+                let _ = self.owner.release().await;
+                finish(shared, events, slot, StopReason::Ended, None).await;
+                None
             }
             Outcome::FleetGone => {
-                let session = running.close(true).await;
-                let _ = owner.hand_over(session.as_ref()).await;
-                return finish(&shared, &events, &slot, StopReason::FleetDropped, session).await;
+                let session = self.shard.close(true).await;
+                let _ = self.owner.hand_over(session.as_ref()).await;
+                finish(shared, events, slot, StopReason::FleetDropped, session).await;
+                None
             }
             Outcome::LeaseLost(holder) => {
                 // Another process may run it now: stop without a word to the store, keep
                 // the session here in case the lease comes back to us.
-                kept = running.close(true).await;
-                flush(&events, held).await;
-                emit(&events, FleetEvent::LeaseLost { shard, holder }).await;
-                drop(owner);
+                let kept = self.shard.close(true).await;
+                flush(events, self.held).await;
+                emit(events, FleetEvent::LeaseLost { shard, holder }).await;
+                Some(kept)
             }
         }
     }
