@@ -57,6 +57,11 @@
 //! - `close(keep_session)` returns the [`Session`]; [`tokio::Shard::resume`] picks it up in
 //!   the next process.
 //! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying.
+//! - [`fleet::Fleet`]: many shards of one bot in one process (one identify queue, one
+//!   merged event stream, a sender and a status per shard, resharding without downtime),
+//!   and, with `redis`, many processes sharing identify turns, leases and sessions.
+//! - [`http::get_gateway_bot`]: `GET /gateway/bot` (gateway URL, recommended shard count,
+//!   `session_start_limit`) over the shard's own TLS.
 //! - TLS with rustls and the `ring` provider chosen by the crate (no process-level
 //!   `CryptoProvider` to install), the Mozilla roots by default; `ws://` and `wss://`.
 //! - Test tools (feature `testing`): [`testing::FakeGatewayServer`], a fake Discord on
@@ -66,7 +71,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `tokio` (default) | the tokio shard |
+//! | `tokio` (default) | the tokio shard, the fleet, `GET /gateway/bot` |
 //! | `webpki-roots` (default) | trust the Mozilla roots compiled in |
 //! | `native-roots` | trust the system's certificate store |
 //! | `zlib-stream`, `zstd-stream` | transport compression |

@@ -94,7 +94,8 @@
 //!
 //! What the application sees in between: **both sets' events**, each tagged with its
 //! [`ShardId`] (the count tells the sets apart). From the moment a new shard is READY
-//! until the old set is closed, a guild's events arrive twice: from its old shard
+//! until the old set is closed (the new set's identifies take about
+//! `new_count / max_concurrency × 5 s`), a guild's events arrive twice: from its old shard
 //! (`shard_for_guild(guild, old_count)`) and from its new one
 //! (`shard_for_guild(guild, new_count)`), in no fixed order between the two; the new
 //! shard's READY and GUILD_CREATEs are a fresh snapshot of its guilds. The fleet drops
