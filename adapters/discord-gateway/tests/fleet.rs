@@ -478,3 +478,48 @@ async fn after_a_shutdown_the_stream_ends_with_every_shards_stop() {
     assert_eq!(stopped, 3);
     server.stop_async().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_ends_by_itself_leaves_the_fleet() {
+    let server = gateway(Duration::from_secs(30));
+    let (a, b) = (ShardId::new(0, 2), ShardId::new(1, 2));
+    let mut fleet = Fleet::builder(config(&server))
+        .identify_queue(queue(2, Duration::from_millis(50)))
+        .start([a])
+        .expect("fleet");
+    until_ready(&mut fleet, &[a]).await;
+    // Closed by the application through its sender, keeping the session: the fleet lets
+    // it go and says so, with the session.
+    let kept = fleet
+        .sender(a)
+        .expect("running")
+        .close(true)
+        .await
+        .expect("kept");
+    let events = until(&mut fleet, |e| matches!(e, FleetEvent::Stopped { .. })).await;
+    assert!(matches!(
+        events.last(),
+        Some(FleetEvent::Stopped { shard, reason: StopReason::Ended, session: Some(s) })
+            if *shard == a && s.id == kept.id
+    ));
+    assert!(fleet.shards().is_empty());
+    // A fatal close (4004: the token is wrong) ends a shard for good: Fatal, then Stopped.
+    fleet.add(b).expect("added");
+    until_ready(&mut fleet, &[b]).await;
+    server.perform(ScriptAction::close(4004));
+    let events = until(&mut fleet, |e| matches!(e, FleetEvent::Stopped { .. })).await;
+    assert!(events.iter().any(|e| matches!(
+        e,
+        FleetEvent::Shard { shard, event: ShardEvent::Fatal(_) } if *shard == b
+    )));
+    assert_eq!(
+        events.last(),
+        Some(&FleetEvent::Stopped {
+            shard: b,
+            reason: StopReason::Ended,
+            session: None
+        })
+    );
+    assert!(fleet.shards().is_empty());
+    server.stop_async().await;
+}

@@ -632,3 +632,91 @@ async fn redis_fleet_runs_through_a_redis_outage_and_identifies_after_it() {
     assert_eq!(gateway.received_op(2).count(), 4);
     assert_eq!(gateway.connections().len(), 4, "a shard reconnected");
 }
+
+// ----- a lease taken by another process -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: set DISCORD_TEST_REDIS_URL"]
+async fn redis_fleet_stops_a_shard_whose_lease_another_process_took() {
+    let ns = namespace("lease-taken");
+    let server = gateway();
+    let queue = queue_on(link(), &ns, Duration::from_millis(100));
+    queue.update_budget(limit(1000, 1)).await.unwrap();
+    let config_store = SessionStoreConfig::default().with_lease_ttl(Duration::from_millis(900));
+    let store = RedisSessionStore::new(link(), ns.clone(), config_store.clone().with_owner("us"));
+    let shard = ShardId::new(0, 1);
+    let mut fleet = Fleet::builder(config(server.url()))
+        .redis_identify(queue)
+        .session_store(store)
+        .start([shard])
+        .expect("fleet");
+    until(&mut fleet, LIMIT, |e| is_ready(e).is_some()).await;
+
+    // Another process takes the shard: its lease key is gone (say, it expired while this
+    // one was cut off) and the other claims it.
+    let mut raw = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(ns.lease(shard))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let other = RedisSessionStore::new(link(), ns.clone(), config_store.with_owner("them"));
+    let taken = other
+        .claim(shard)
+        .await
+        .expect("the other process claims it");
+    let token = taken.lease.token().to_string();
+
+    // Our next renewal learns it: the shard stops here (its session kept, not handed
+    // over), and the fleet waits for the lease.
+    let events = until(&mut fleet, LIMIT, |e| {
+        matches!(e, FleetEvent::ClaimWaiting { .. })
+    })
+    .await;
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            FleetEvent::LeaseLost { shard: s, holder: Some(h) } if *s == shard && *h == token
+        )),
+        "{events:#?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(FleetEvent::ClaimWaiting { holder, .. }) if *holder == token
+    ));
+    let closed = server
+        .wait_until_async(Duration::from_secs(5), |g| {
+            g.connections().first().is_some_and(|c| c.closed.is_some())
+        })
+        .await;
+    assert!(closed, "the shard still runs here");
+    assert!(fleet.sender(shard).is_none());
+
+    // The other process lets it go without a session: ours, kept here, is resumed.
+    other.release(taken.lease).await.unwrap();
+    let events = until(&mut fleet, LIMIT, |e| {
+        matches!(
+            e,
+            FleetEvent::Shard {
+                event: ShardEvent::Resumed { .. },
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        events.contains(&FleetEvent::Claimed {
+            shard,
+            resuming: true
+        }),
+        "{events:#?}"
+    );
+    fleet.shutdown(true).await;
+    let gateway = server.stop_async().await;
+    assert_eq!(gateway.received_op(2).count(), 1);
+    assert_eq!(gateway.received_op(6).count(), 1);
+}

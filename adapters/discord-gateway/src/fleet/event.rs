@@ -107,7 +107,8 @@ pub enum StopReason {
     /// [`FleetHandle::remove`](super::FleetHandle::remove) or a shutdown.
     Removed,
     /// The shard's own stream ended: a fatal close (its [`ShardEvent::Fatal`] came just
-    /// before), or a `ShardSender::close` from the application.
+    /// before), or a `ShardSender::close` from the application (a session it kept is
+    /// handed over, with a store).
     Ended,
     /// A reshard replaced its set.
     Replaced,

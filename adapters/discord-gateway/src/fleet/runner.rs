@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use discord_gateway_proto::{Session, ShardId};
+use discord_gateway_proto::{Phase, Session, ShardId};
 use futures_channel::oneshot;
 use futures_util::future::Either;
 use tokio::sync::mpsc::error::SendError;
@@ -155,8 +155,15 @@ impl End<'_> {
             }
             Outcome::Ended => {
                 flush(events, self.held).await;
-                let _ = self.owner.release().await;
-                finish(shared, events, slot, StopReason::Ended, None).await;
+                // Closed by the application through its `ShardSender`: a session it kept
+                // is handed over like any graceful stop's; after a fatal close, nothing is
+                // left to resume.
+                let session = match self.shard.phase() {
+                    Phase::Closed => self.shard.session(),
+                    _ => None,
+                };
+                let _ = self.owner.hand_over(session.as_ref()).await;
+                finish(shared, events, slot, StopReason::Ended, session).await;
                 None
             }
             Outcome::FleetGone => {
