@@ -181,7 +181,15 @@ impl GatewayBotClient {
 
     /// Sends the request and reads the whole response.
     async fn exchange(&self, target: &Target, secret: &str) -> Result<Response, GatewayBotError> {
-        let mut stream = transport(&target.host, target.port, target.secure, self.tls.as_ref())
+        let tls = match (target.secure, &self.tls) {
+            (false, _) => None,
+            (true, Some(config)) => Some(Arc::clone(config)),
+            (true, None) => Some(
+                crate::tls::default_tls_config()
+                    .map_err(|e| GatewayBotError::Transport(e.to_string()))?,
+            ),
+        };
+        let mut stream = transport(&target.host, target.port, tls)
             .await
             .map_err(GatewayBotError::Transport)?;
         let user_agent = self

@@ -8,72 +8,48 @@ use std::task::{Context, Poll};
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::net::TcpStream;
-use rustls::pki_types::ServerName;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::websocket::{upgrade_request, BufferSizes};
+pub(crate) use crate::websocket::ConnectSettings;
 
 /// An open gateway connection.
 pub(crate) type Socket = WebSocketStream<Stream>;
 
-/// What a connection needs, shared by every attempt of one shard.
-#[derive(Debug)]
-pub(crate) struct ConnectSettings {
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(crate) buffers: BufferSizes,
-    pub(crate) user_agent: Option<String>,
-}
-
 /// Opens a WebSocket to `url` (`ws://` or `wss://`). The error is a readable sentence.
 pub(crate) async fn connect(url: String, settings: Arc<ConnectSettings>) -> Result<Socket, String> {
-    let request =
-        upgrade_request(&url, settings.user_agent.as_deref()).map_err(|e| e.to_string())?;
-    let uri = request.uri();
-    let secure = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        other => return Err(format!("not a WebSocket URL (scheme {other:?})")),
+    let target = settings.target(&url)?;
+    let tls = match target.secure {
+        true => Some(settings.tls_config()?),
+        false => None,
     };
-    let host = uri
-        .host()
-        .ok_or("the URL has no host")?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let stream = transport(&host, port, secure, settings.tls.as_ref()).await?;
+    let stream = transport(&target.host, target.port, tls).await?;
     let config = settings.buffers.websocket_config();
     let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        tokio_tungstenite::client_async_with_config(target.request, stream, Some(config))
             .await
             .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
     Ok(socket)
 }
 
 /// A TCP connection to `host:port` (no Nagle delay: gateway messages are small and
-/// latency matters), in TLS when `secure`: `tls`, or the crate's default configuration.
-/// Shared by the WebSocket and the `GET /gateway/bot` request, so both trust the same roots.
+/// latency matters), in TLS with `tls` when given. Shared by the WebSocket and the
+/// `GET /gateway/bot` request, so both trust the same roots.
 pub(crate) async fn transport(
     host: &str,
     port: u16,
-    secure: bool,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Stream, String> {
     let tcp = TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("TCP connect to {host}:{port} failed: {e}"))?;
     tcp.set_nodelay(true)
         .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-    if !secure {
+    let Some(config) = tls else {
         return Ok(Stream::Plain(tcp));
-    }
-    let config = match tls {
-        Some(config) => Arc::clone(config),
-        None => crate::tls::default_tls_config().map_err(|e| e.to_string())?,
     };
-    let name = ServerName::try_from(host.to_owned())
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
     let tls = TlsConnector::from(config)
         .connect(name, tcp)
