@@ -33,8 +33,8 @@
 //! recommendation, [`GatewayBot::shard_ids`](crate::proto::shard::GatewayBot::shard_ids) or
 //! [`shard_ids_for_process`](crate::proto::shard::GatewayBot::shard_ids_for_process)), or
 //! [`Fleet::start_recommended`] asks Discord. Every shard takes turns in one
-//! [`SharedIdentifyQueue`](crate::SharedIdentifyQueue): `max_concurrency` buckets, 5 s apart, the daily budget.
-//! [`Fleet::next_event`] merges every shard's events, each tagged with its shard
+//! [`SharedIdentifyQueue`](crate::SharedIdentifyQueue): `max_concurrency` buckets, 5 s
+//! apart, the daily budget. [`Fleet::next_event`] merges every shard's events, each tagged with its shard
 //! ([`FleetEvent::Shard`]); [`FleetHandle::sender`] reaches one shard;
 //! [`FleetHandle::status`] tells its phase, latency, readiness and reconnect count;
 //! [`FleetHandle::add`] and [`FleetHandle::remove`] change the set while it runs.
