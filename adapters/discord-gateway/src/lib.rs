@@ -88,6 +88,12 @@
 //!   process.
 //! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying, on any
 //!   runtime.
+//! - [`fleet::Fleet`] (tokio): many shards of one bot in one process (one identify queue,
+//!   one merged event stream, a sender and a status per shard, resharding without
+//!   downtime), and, with `redis`, many processes sharing identify turns, leases and
+//!   sessions.
+//! - [`http::get_gateway_bot`] (tokio): `GET /gateway/bot` (gateway URL, recommended shard
+//!   count, `session_start_limit`) over the shard's own TLS.
 //! - TLS with rustls and the `ring` provider chosen by the crate (no process-level
 //!   `CryptoProvider` to install), the Mozilla roots by default; `ws://` and `wss://`.
 //! - Everything a driver must get right, done once: connecting without blocking the loop
@@ -102,7 +108,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `tokio` (default) | [`tokio::Shard`] |
+//! | `tokio` (default) | [`tokio::Shard`], [`fleet`], [`http`] (`GET /gateway/bot`) |
 //! | `smol` | [`smol::Shard`] |
 //! | `blocking` | [`blocking::Shard`] |
 //! | `webpki-roots` (default) | trust the Mozilla roots compiled in |
@@ -133,6 +139,10 @@ mod websocket;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "tokio")]
+pub mod fleet;
+#[cfg(feature = "tokio")]
+pub mod http;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "smol")]
@@ -151,7 +161,7 @@ pub use discord_gateway_proto::{
 };
 
 pub use event::{DispatchEvent, ShardEvent};
-pub use identify::SharedIdentifyQueue;
+pub use identify::{IdentifyBlocked, SharedIdentifyQueue};
 pub use options::{ShardOptions, DEFAULT_CLOSE_GRACE, DEFAULT_SEND_TIMEOUT};
 pub use sender::{SendError, ShardSender};
 pub use text::SharedStr;

@@ -5,7 +5,7 @@
 //! can sit in `tokio::select!` beside the application's own branches. Commands from other
 //! tasks arrive through a [`ShardSender`] and are carried out while the shard is polled.
 
-mod connect;
+pub(crate) mod connect;
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -78,6 +78,8 @@ pub struct Shard {
     requests: Requests,
     sender: ShardSender,
     ended: bool,
+    /// Whether the socket is read as messages come (see [`Shard::set_reading`]).
+    reading: bool,
 }
 
 impl std::fmt::Debug for Shard {
@@ -139,6 +141,7 @@ impl Shard {
             requests,
             sender,
             ended: false,
+            reading: true,
         })
     }
 
@@ -224,6 +227,15 @@ impl Shard {
         session
     }
 
+    /// Stops reading the socket as messages come (`false`), or starts again (`true`): the
+    /// fleet's backpressure, for when the application is behind. Timers, commands and
+    /// sends go on, so heartbeats keep their time; what arrives waits in the socket (and
+    /// TCP slows the sender down), except that whatever is already there is read just
+    /// before each timer fires, so a heartbeat's ACK is seen before the zombie verdict.
+    pub(crate) fn set_reading(&mut self, on: bool) {
+        self.reading = on;
+    }
+
     // ----- events -----
 
     /// The next event; `None` once the shard has stopped for good (after
@@ -286,6 +298,9 @@ impl Shard {
             }
         }
         if self.core.timer_due(now) {
+            if !self.reading {
+                self.catch_up(cx);
+            }
             self.core.timeout();
             return true;
         }
@@ -316,7 +331,18 @@ impl Shard {
             self.core.transport_error(error);
             return true;
         }
-        self.poll_receive(cx)
+        self.reading && self.poll_receive(cx)
+    }
+
+    /// While not reading: reads what already waits in the socket (up to a bound), so a
+    /// timer about to fire judges the connection on everything that arrived.
+    fn catch_up(&mut self, cx: &mut Context<'_>) {
+        const MOST: usize = 4096;
+        for _ in 0..MOST {
+            if self.socket.is_none() || !self.poll_receive(cx) {
+                break;
+            }
+        }
     }
 
     /// Hands queued frames to the socket and flushes them. `Err` when the connection is
