@@ -56,6 +56,7 @@
 //!   the machine's typed refusal ([`SendError`]: queue full, too large, stopped).
 //! - `close(keep_session)` returns the [`Session`]; [`tokio::Shard::resume`] picks it up in
 //!   the next process.
+//! - [`SessionFile`]: the session kept in a file between runs, so a restarted bot resumes.
 //! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying.
 //! - TLS with rustls and the `ring` provider chosen by the crate (no process-level
 //!   `CryptoProvider` to install), the Mozilla roots by default; `ws://` and `wss://`.
@@ -87,6 +88,7 @@ mod identify;
 mod names;
 mod options;
 mod sender;
+mod session_file;
 mod text;
 mod tls;
 mod websocket;
@@ -110,6 +112,7 @@ pub use event::{DispatchEvent, ShardEvent};
 pub use identify::SharedIdentifyQueue;
 pub use options::{ShardOptions, DEFAULT_CLOSE_GRACE, DEFAULT_SEND_TIMEOUT};
 pub use sender::{SendError, ShardSender};
+pub use session_file::{session_age, SessionFile, SessionFileError};
 pub use text::SharedStr;
 pub use tls::{default_tls_config, TlsError};
 pub use websocket::{user_agent, BufferSizes};
