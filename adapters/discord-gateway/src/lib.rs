@@ -76,8 +76,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Without a runtime feature only the shared types are of use; the core waits for a loop.
-// (Extend the list as the smol and blocking shards arrive.)
-#![cfg_attr(not(feature = "tokio"), allow(dead_code, unused_imports))]
+#![cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(dead_code, unused_imports)
+)]
 
 mod clock;
 mod core;
@@ -93,8 +95,12 @@ mod text;
 mod tls;
 mod websocket;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "smol")]
+pub mod smol;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "tokio")]

@@ -42,6 +42,87 @@ pub(crate) fn upgrade_request(
     Ok(request)
 }
 
+/// What a connection needs, shared by every attempt of one shard, whatever the runtime.
+#[derive(Debug)]
+pub(crate) struct ConnectSettings {
+    /// A rustls configuration of the application's, or `None` for the default.
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// tungstenite's buffer sizes.
+    pub(crate) buffers: BufferSizes,
+    /// The application's own `User-Agent`, if any.
+    pub(crate) user_agent: Option<String>,
+}
+
+impl ConnectSettings {
+    /// The connection settings of `options` (taken out of them).
+    pub(crate) fn take_from(options: &mut crate::ShardOptions) -> Self {
+        ConnectSettings {
+            tls: options.tls.take(),
+            buffers: options.buffers,
+            user_agent: options.user_agent.take(),
+        }
+    }
+
+    /// The target of `url` with these settings' `User-Agent`.
+    pub(crate) fn target(&self, url: &str) -> Result<Target, String> {
+        Target::parse(url, self.user_agent.as_deref())
+    }
+
+    /// The rustls configuration for `wss://`: the application's, or the crate's default.
+    pub(crate) fn tls_config(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+        match &self.tls {
+            Some(config) => Ok(std::sync::Arc::clone(config)),
+            None => crate::tls::default_tls_config().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Where an upgrade request goes: the request itself, whether it is `wss://`, and the
+/// host and port to open TCP to. Every runtime's connect starts here.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// The upgrade request (with the `User-Agent`).
+    pub(crate) request: Request,
+    /// `wss://` (TLS) rather than `ws://`.
+    pub(crate) secure: bool,
+    /// The host, without the brackets of an IPv6 literal.
+    pub(crate) host: String,
+    /// The port, 443 or 80 by default.
+    pub(crate) port: u16,
+}
+
+impl Target {
+    /// The target of `url`; the error is a readable sentence.
+    pub(crate) fn parse(url: &str, user_agent: Option<&str>) -> Result<Target, String> {
+        let request = upgrade_request(url, user_agent).map_err(|e| e.to_string())?;
+        let uri = request.uri();
+        let secure = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            other => return Err(format!("not a WebSocket URL (scheme {other:?})")),
+        };
+        let host = uri
+            .host()
+            .ok_or("the URL has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        Ok(Target {
+            request,
+            secure,
+            host,
+            port,
+        })
+    }
+
+    /// The TLS server name of the host.
+    pub(crate) fn server_name(&self) -> Result<rustls::pki_types::ServerName<'static>, String> {
+        rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| format!("invalid TLS server name {:?}: {e}", self.host))
+    }
+}
+
 /// tungstenite's buffers, sized for Discord. Its defaults (128 KiB to read, 128 KiB of
 /// write batching) are made for bulk transfer; a shard mostly idles between small
 /// messages, and thousands of shards may share a process.

@@ -198,6 +198,171 @@ fn the_shard_adds_no_allocation_per_dispatch_to_the_websocket_library_s() {
     );
 }
 
+/// Allocations per dispatch after the first, for the blocking `Shard` on this thread.
+fn blocking_shard_allocations() -> f64 {
+    use discord_gateway::blocking::Shard;
+    let url = serve_stream();
+    let config = GatewayConfig::new(Token::new("test-token"), Intents::GUILDS)
+        .with_gateway_url(url.trim_end_matches('/'))
+        .with_auto_grant(true);
+    let mut shard = Shard::from_config(config, ShardOptions::new().seed(1)).expect("config");
+    let mut seen = 0u64;
+    let mut before = 0;
+    while seen < DISPATCHES {
+        let event = shard
+            .next_event_timeout(Duration::from_secs(30))
+            .expect("events in time");
+        if event
+            .as_dispatch()
+            .is_some_and(|d| d.name == "MESSAGE_CREATE")
+        {
+            seen += 1;
+            if seen == 1 {
+                before = allocations();
+            }
+        }
+    }
+    let allocated = allocations() - before;
+    allocated as f64 / (DISPATCHES - 1) as f64
+}
+
+/// Allocations per message after the first dispatch, for a bare blocking tungstenite
+/// client (std's TcpStream) with the same buffer sizes as the shard's.
+fn bare_blocking_websocket_allocations() -> f64 {
+    let url = serve_stream();
+    let address = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_owned();
+    let tcp = std::net::TcpStream::connect(address).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0);
+    let (mut ws, _) =
+        tokio_tungstenite::tungstenite::client::client_with_config(url.as_str(), tcp, Some(config))
+            .expect("handshake");
+    let _hello = ws.read();
+    ws.send(Message::text("{}")).expect("identify");
+    let mut seen = 0u64;
+    let mut before = 0;
+    while let Ok(message) = ws.read() {
+        if let Message::Text(text) = &message {
+            if text.contains("MESSAGE_CREATE") {
+                seen += 1;
+                if seen == 1 {
+                    before = allocations();
+                }
+                if seen == DISPATCHES {
+                    break;
+                }
+            }
+        }
+    }
+    let allocated = allocations() - before;
+    allocated as f64 / (DISPATCHES - 1) as f64
+}
+
+#[test]
+fn the_blocking_shard_adds_no_allocation_per_dispatch_to_the_websocket_library_s() {
+    let bare = bare_blocking_websocket_allocations();
+    let shard = blocking_shard_allocations();
+    println!(
+        "allocations per dispatch: bare blocking tungstenite {bare:.3}, blocking Shard {shard:.3}"
+    );
+    assert!(
+        shard <= bare + 0.05,
+        "the shard allocates per dispatch: {shard:.3} against {bare:.3} for the bare socket"
+    );
+}
+
+/// Allocations per dispatch after the first, for the smol `Shard` polled on this thread.
+async fn smol_shard_allocations() -> f64 {
+    use discord_gateway::smol::Shard;
+    let url = serve_stream();
+    let config = GatewayConfig::new(Token::new("test-token"), Intents::GUILDS)
+        .with_gateway_url(url.trim_end_matches('/'))
+        .with_auto_grant(true);
+    let mut shard = Shard::from_config(config, ShardOptions::new().seed(1)).expect("config");
+    let mut seen = 0u64;
+    let mut before = 0;
+    while let Some(event) = shard.next_event().await {
+        if event
+            .as_dispatch()
+            .is_some_and(|d| d.name == "MESSAGE_CREATE")
+        {
+            seen += 1;
+            if seen == 1 {
+                before = allocations();
+            }
+            if seen == DISPATCHES {
+                break;
+            }
+        }
+    }
+    let allocated = allocations() - before;
+    allocated as f64 / (DISPATCHES - 1) as f64
+}
+
+/// Allocations per message after the first dispatch, for a bare async-tungstenite client
+/// on smol's TCP with the same buffer sizes as the shard's.
+async fn bare_smol_websocket_allocations() -> f64 {
+    let url = serve_stream();
+    let address = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_owned();
+    let tcp = smol::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0);
+    let (mut ws, _) = async_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config))
+        .await
+        .expect("handshake");
+    let _hello = ws.next().await;
+    ws.send(Message::text("{}")).await.expect("identify");
+    let mut seen = 0u64;
+    let mut before = 0;
+    while let Some(Ok(message)) = ws.next().await {
+        if let Message::Text(text) = &message {
+            if text.contains("MESSAGE_CREATE") {
+                seen += 1;
+                if seen == 1 {
+                    before = allocations();
+                }
+                if seen == DISPATCHES {
+                    break;
+                }
+            }
+        }
+    }
+    let allocated = allocations() - before;
+    allocated as f64 / (DISPATCHES - 1) as f64
+}
+
+/// Runs `future` on smol, failing after 30 s.
+fn smol_in_time<T>(future: impl std::future::Future<Output = T>) -> T {
+    smol::block_on(smol::future::or(async { Some(future.await) }, async {
+        smol::Timer::after(Duration::from_secs(30)).await;
+        None
+    }))
+    .expect("in time")
+}
+
+#[test]
+fn the_smol_shard_adds_no_allocation_per_dispatch_to_the_websocket_library_s() {
+    let bare = smol_in_time(bare_smol_websocket_allocations());
+    let shard = smol_in_time(smol_shard_allocations());
+    println!("allocations per dispatch: bare async-tungstenite {bare:.3}, smol Shard {shard:.3}");
+    assert!(
+        shard <= bare + 0.05,
+        "the shard allocates per dispatch: {shard:.3} against {bare:.3} for the bare socket"
+    );
+}
+
 /// Heap held by one connected, idle shard after READY (plain `ws://`, so no TLS state):
 /// the machine, tungstenite's buffers, tokio's registration of the socket, the loop's own
 /// state. Counted as bytes allocated minus bytes freed on the shard's thread; the fake
@@ -239,6 +404,50 @@ fn an_idle_connected_shard_stays_small() {
     let zlib = runtime.block_on(idle_shard_bytes(discord_gateway::Compression::ZlibStream));
     println!("heap per idle connected shard (ws://): uncompressed {plain} B, zlib-stream {zlib} B");
     // The read buffer is 16 KiB of it; tungstenite's default would be 128 KiB alone.
+    assert!(plain < 40 * 1024, "{plain} bytes");
+    assert!(zlib < 128 * 1024, "{zlib} bytes");
+}
+
+/// [`idle_shard_bytes`] for the blocking shard (its readiness queue included).
+fn idle_blocking_shard_bytes(compression: discord_gateway::Compression) -> i64 {
+    use discord_gateway::proto::sim::{FakeGateway, FakeGatewayConfig};
+    use discord_gateway::testing::FakeGatewayServer;
+
+    let server = FakeGatewayServer::start(FakeGateway::new(FakeGatewayConfig {
+        hello_interval: Duration::from_secs(40),
+        ready_delay: Duration::from_millis(5),
+        ..FakeGatewayConfig::default()
+    }));
+    let config = GatewayConfig::new(Token::new("test-token"), Intents::GUILDS)
+        .with_gateway_url(server.url())
+        .with_compression(compression);
+    let before = live_bytes();
+    let mut shard =
+        discord_gateway::blocking::Shard::from_config(config, ShardOptions::new().seed(1))
+            .expect("config");
+    loop {
+        let event = shard
+            .next_event_timeout(Duration::from_secs(10))
+            .expect("READY in time");
+        if event.as_dispatch().is_some_and(|d| d.name == "READY") {
+            break;
+        }
+    }
+    // Idle a moment: nothing arrives (the next heartbeat is seconds away).
+    let _ = shard.next_event_timeout(Duration::from_millis(50));
+    let held = live_bytes() - before;
+    drop(shard);
+    server.stop();
+    held
+}
+
+#[test]
+fn an_idle_connected_blocking_shard_stays_small() {
+    let plain = idle_blocking_shard_bytes(discord_gateway::Compression::None);
+    let zlib = idle_blocking_shard_bytes(discord_gateway::Compression::ZlibStream);
+    println!(
+        "heap per idle connected blocking shard (ws://): uncompressed {plain} B, zlib-stream {zlib} B"
+    );
     assert!(plain < 40 * 1024, "{plain} bytes");
     assert!(zlib < 128 * 1024, "{zlib} bytes");
 }

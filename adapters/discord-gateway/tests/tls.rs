@@ -124,3 +124,101 @@ async fn the_default_tls_config_refuses_an_unknown_issuer_without_panicking() {
         "{next:?}"
     );
 }
+
+/// A client configuration trusting `cert` only.
+fn trusting(cert: CertificateDer<'static>) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).expect("root");
+    let provider = Arc::new(discord_gateway::rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(tls)
+}
+
+/// The first READY's session id, or the first transport error, of a blocking shard.
+fn blocking_outcome(shard: &mut discord_gateway::blocking::Shard) -> Result<String, String> {
+    loop {
+        match shard.next_event_timeout(Duration::from_secs(10)) {
+            Ok(ShardEvent::Ready(info)) => return Ok(info.session_id),
+            Ok(ShardEvent::TransportError(error)) => return Err(error),
+            Ok(_) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+/// The blocking shard: a non-blocking rustls handshake, with `localhost` resolved on the
+/// DNS helper thread.
+#[tokio::test]
+async fn a_blocking_shard_identifies_over_wss_and_refuses_an_unknown_issuer() {
+    use discord_gateway::blocking::Shard;
+    let (cert, url) = tls_gateway().await;
+    let outcomes = tokio::task::spawn_blocking(move || {
+        let options = ShardOptions::new().tls_config(trusting(cert));
+        let mut trusting = Shard::from_config(config(&url), options).expect("config");
+        let mut default = Shard::from_config(config(&url), ShardOptions::new()).expect("config");
+        (
+            blocking_outcome(&mut trusting),
+            blocking_outcome(&mut default),
+        )
+    })
+    .await
+    .expect("the shards' thread");
+    assert_eq!(outcomes.0, Ok("tls".to_string()));
+    let error = outcomes.1.expect_err("refused");
+    assert!(
+        error.contains("TLS handshake with localhost failed"),
+        "{error}"
+    );
+    assert!(error.contains("UnknownIssuer"), "{error}");
+}
+
+/// The smol shard: futures-rustls with the same configuration.
+#[tokio::test]
+async fn a_smol_shard_identifies_over_wss_and_refuses_an_unknown_issuer() {
+    use discord_gateway::smol::Shard;
+    async fn outcome(shard: &mut Shard) -> Result<String, String> {
+        while let Some(event) = shard.next_event().await {
+            match event {
+                ShardEvent::Ready(info) => return Ok(info.session_id),
+                ShardEvent::TransportError(error) => return Err(error),
+                _ => {}
+            }
+        }
+        panic!("the shard ended");
+    }
+    let (cert, url) = tls_gateway().await;
+    let outcomes = tokio::task::spawn_blocking(move || {
+        smol::block_on(async {
+            let options = ShardOptions::new().tls_config(trusting(cert));
+            let mut trusting = Shard::from_config(config(&url), options).expect("config");
+            let mut default =
+                Shard::from_config(config(&url), ShardOptions::new()).expect("config");
+            let limit = Duration::from_secs(10);
+            let in_time = |future| async move {
+                smol::future::or(async { Some(future.await) }, async {
+                    smol::Timer::after(limit).await;
+                    None
+                })
+                .await
+                .expect("in time")
+            };
+            (
+                in_time(Box::pin(outcome(&mut trusting))).await,
+                in_time(Box::pin(outcome(&mut default))).await,
+            )
+        })
+    })
+    .await
+    .expect("the shards' thread");
+    assert_eq!(outcomes.0, Ok("tls".to_string()));
+    let error = outcomes.1.expect_err("refused");
+    assert!(
+        error.contains("TLS handshake with localhost failed"),
+        "{error}"
+    );
+    assert!(error.contains("UnknownIssuer"), "{error}");
+}

@@ -8,54 +8,28 @@ use std::task::{Context, Poll};
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::net::TcpStream;
-use rustls::pki_types::ServerName;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::websocket::{upgrade_request, BufferSizes};
+pub(crate) use crate::websocket::ConnectSettings;
 
 /// An open gateway connection.
 pub(crate) type Socket = WebSocketStream<Stream>;
 
-/// What a connection needs, shared by every attempt of one shard.
-#[derive(Debug)]
-pub(crate) struct ConnectSettings {
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(crate) buffers: BufferSizes,
-    pub(crate) user_agent: Option<String>,
-}
-
 /// Opens a WebSocket to `url` (`ws://` or `wss://`). The error is a readable sentence.
 pub(crate) async fn connect(url: String, settings: Arc<ConnectSettings>) -> Result<Socket, String> {
-    let request =
-        upgrade_request(&url, settings.user_agent.as_deref()).map_err(|e| e.to_string())?;
-    let uri = request.uri();
-    let secure = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        other => return Err(format!("not a WebSocket URL (scheme {other:?})")),
-    };
-    let host = uri
-        .host()
-        .ok_or("the URL has no host")?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port))
+    let target = settings.target(&url)?;
+    let (host, port) = (target.host.as_str(), target.port);
+    let tcp = TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("TCP connect to {host}:{port} failed: {e}"))?;
     // Gateway messages are small and latency matters (heartbeats): no Nagle delay.
     tcp.set_nodelay(true)
         .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-    let stream = if secure {
-        let config = match &settings.tls {
-            Some(config) => Arc::clone(config),
-            None => crate::tls::default_tls_config().map_err(|e| e.to_string())?,
-        };
-        let name = ServerName::try_from(host.clone())
-            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
+    let stream = if target.secure {
+        let config = settings.tls_config()?;
+        let name = target.server_name()?;
         let tls = TlsConnector::from(config)
             .connect(name, tcp)
             .await
@@ -66,7 +40,7 @@ pub(crate) async fn connect(url: String, settings: Arc<ConnectSettings>) -> Resu
     };
     let config = settings.buffers.websocket_config();
     let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        tokio_tungstenite::client_async_with_config(target.request, stream, Some(config))
             .await
             .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
     Ok(socket)

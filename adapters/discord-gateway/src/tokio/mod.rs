@@ -126,11 +126,7 @@ impl Shard {
         let (sender, requests) = sender::channel();
         Ok(Shard {
             core,
-            settings: Arc::new(ConnectSettings {
-                tls: options.tls.take(),
-                buffers: options.buffers,
-                user_agent: options.user_agent.take(),
-            }),
+            settings: Arc::new(ConnectSettings::take_from(&mut options)),
             send_timeout: options.send_timeout,
             close_grace: options.close_grace,
             connecting: None,
