@@ -20,7 +20,6 @@
 //! With `DISCORD_TOKEN` set, the demo is the tokio driver against the real gateway instead
 //! (same settings as `examples/tokio_driver.rs`).
 
-mod common;
 #[path = "tokio_driver.rs"]
 mod tokio_driver;
 
@@ -36,6 +35,7 @@ use discord_gateway::proto::Backoff;
 use discord_gateway::testing::FakeGatewayServer;
 use discord_gateway::tokio::Shard;
 use discord_gateway::{FatalReason, GatewayConfig, Intents, ShardEvent, ShardOptions, Token};
+use tokio_driver::common;
 
 fn main() -> ExitCode {
     if std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.trim().is_empty()) {

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Ok(driver) => driver,
         Err(code) => return code,
     };
-    let mut shard = match driver.start(|config, options| Shard::from_config(config, options)) {
+    let mut shard = match driver.start(Shard::from_config) {
         Ok(shard) => shard,
         Err(code) => return code,
     };

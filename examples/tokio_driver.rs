@@ -13,7 +13,8 @@
 //! Type commands on stdin, one raw gateway JSON object per line, e.g.
 //! `{"op":3,"d":{"since":null,"activities":[],"status":"idle","afk":false}}`.
 
-mod common;
+// Public so that the demo, which includes this file, uses it too.
+pub mod common;
 
 use std::process::ExitCode;
 
@@ -43,7 +44,7 @@ async fn run() -> ExitCode {
         Ok(driver) => driver,
         Err(code) => return code,
     };
-    let mut shard = match driver.start(|config, options| Shard::from_config(config, options)) {
+    let mut shard = match driver.start(Shard::from_config) {
         Ok(shard) => shard,
         Err(code) => return code,
     };

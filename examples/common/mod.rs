@@ -357,6 +357,12 @@ impl Clock {
     }
 }
 
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
 /// A number that differs per run (not secret): key prefixes of the Redis identify tests.
 pub fn random_seed() -> u64 {
     let nanos = unix_time().as_nanos() as u64;
