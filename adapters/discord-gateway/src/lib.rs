@@ -45,29 +45,67 @@
 //! }
 //! ```
 //!
+//! # Three runtimes, one shape
+//!
+//! | module | feature | `next_event` | under it |
+//! |---|---|---|---|
+//! | [`tokio::Shard`] | `tokio` (default) | `async`, cancel-safe; `Stream` | tokio, tokio-tungstenite, tokio-rustls |
+//! | [`smol::Shard`] | `smol` | `async`, cancel-safe; `Stream` | async-io, async-net, async-tungstenite, futures-rustls |
+//! | [`blocking::Shard`] | `blocking` | blocks the thread; `Iterator`, `next_event_timeout` | tungstenite and rustls over a non-blocking socket, mio's `Poll` |
+//!
+//! Each has the same constructors (`new`, `with_options`, `from_config`, `resume`), the
+//! same commands (`command`, `command_json`, `sender()`, `close(keep_session)`) and the
+//! same getters, and hands out the same [`ShardEvent`]s; a [`ShardSender`] is one type for
+//! all three. Code and tests move between runtimes by changing the `use` line (and the
+//! `.await`s).
+//!
+//! ```no_run
+//! use discord_gateway::blocking::Shard;
+//! use discord_gateway::{Intents, ShardEvent, ShardId};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut shard = Shard::new(ShardId::ONE, std::env::var("DISCORD_TOKEN")?, Intents::GUILDS)?;
+//! for event in shard.iter() {
+//!     if let ShardEvent::Dispatch(d) = event {
+//!         println!("{} #{}", d.name, d.sequence);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What you get
 //!
-//! - [`tokio::Shard`] (feature `tokio`, on by default): `next_event().await` gives owned
-//!   [`ShardEvent`]s. Dispatches are name, sequence and raw `d` ([`DispatchEvent`]); on an
-//!   uncompressed connection `d` is a slice of the received message ([`SharedStr`], backed
-//!   by `bytes::Bytes`): no copy, no allocation of ours. The loop runs inside
-//!   `next_event` (no background task), and the future is cancel-safe.
+//! - A shard per runtime (above): `next_event` gives owned [`ShardEvent`]s. Dispatches are
+//!   name, sequence and raw `d` ([`DispatchEvent`]); on an uncompressed connection `d` is a
+//!   slice of the received message ([`SharedStr`], backed by `bytes::Bytes`): no copy, no
+//!   allocation of ours. The loop runs inside `next_event` (no background task or thread
+//!   per shard).
 //! - [`ShardSender`] (`shard.sender()`): commands from other tasks or threads, answered with
-//!   the machine's typed refusal ([`SendError`]: queue full, too large, stopped).
-//! - `close(keep_session)` returns the [`Session`]; [`tokio::Shard::resume`] picks it up in
-//!   the next process.
+//!   the machine's typed refusal ([`SendError`]: queue full, too large, stopped). The
+//!   blocking shard's wait ends at once for them.
+//! - `close(keep_session)` returns the [`Session`]; `Shard::resume` picks it up in the next
+//!   process.
 //! - [`SessionFile`]: the session kept in a file between runs, so a restarted bot resumes.
-//! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying.
+//! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying, on any
+//!   runtime.
 //! - TLS with rustls and the `ring` provider chosen by the crate (no process-level
 //!   `CryptoProvider` to install), the Mozilla roots by default; `ws://` and `wss://`.
+//! - Everything a driver must get right, done once: connecting without blocking the loop
+//!   (bounded by the machine's connect timeout), a send timeout, a failed send reported as
+//!   a lost connection, close frames sent without waiting for the peer, `Interrupted`,
+//!   `WouldBlock` and `TimedOut` never taken for a lost connection, Discord's `User-Agent`
+//!   on the upgrade.
 //! - Test tools (feature `testing`): [`testing::FakeGatewayServer`], a fake Discord on
-//!   loopback to run your bot's own loop against.
+//!   loopback to run your bot's own loop against, whatever its runtime.
 //!
 //! # Features
 //!
 //! | feature | what |
 //! |---|---|
-//! | `tokio` (default) | the tokio shard |
+//! | `tokio` (default) | [`tokio::Shard`] |
+//! | `smol` | [`smol::Shard`] |
+//! | `blocking` | [`blocking::Shard`] |
 //! | `webpki-roots` (default) | trust the Mozilla roots compiled in |
 //! | `native-roots` | trust the system's certificate store |
 //! | `zlib-stream`, `zstd-stream` | transport compression |

@@ -399,3 +399,44 @@ fn shards_on_two_threads_sharing_an_identify_queue_take_turns() {
     });
     check_identifies_took_turns(&queue, &server.stop());
 }
+
+/// A port nobody listens on, by IP and by name (resolved on the DNS helper thread): each
+/// attempt fails with a transport error naming the TCP connect, and the shard retries.
+#[test]
+fn a_refused_connect_is_reported_and_retried() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("addr").port()
+    };
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("ws://{host}:{port}");
+        let config = discord_gateway::GatewayConfig::new(
+            discord_gateway::Token::new("test-token"),
+            discord_gateway::Intents::GUILDS,
+        )
+        .with_gateway_url(url.as_str());
+        let mut shard = Shard::from_config(config, ShardOptions::new().seed(3)).expect("config");
+        let mut errors = Vec::new();
+        let events = events_until(&mut shard, |e| {
+            if let ShardEvent::TransportError(error) = e {
+                errors.push(error.clone());
+            }
+            errors.len() == 2
+        });
+        for error in &errors {
+            assert!(
+                error.starts_with(&format!(
+                    "connection failed: TCP connect to {host}:{port} failed"
+                )),
+                "{error}"
+            );
+        }
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, ShardEvent::Disconnected { .. })),
+            "{events:#?}"
+        );
+        assert_eq!(connects(&events).len(), 2, "{events:#?}");
+    }
+}

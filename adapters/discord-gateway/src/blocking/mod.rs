@@ -192,7 +192,9 @@ impl Shard {
         self.core.shard()
     }
 
-    /// A handle for sending commands (or closing) from other threads.
+    /// A handle for sending commands (or closing) from other threads. (On the thread that
+    /// runs the shard use [`command`](Self::command): a `send_blocking` there would wait
+    /// for itself.)
     pub fn sender(&self) -> ShardSender {
         self.sender.clone()
     }
