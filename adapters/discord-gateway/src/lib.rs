@@ -86,6 +86,7 @@
 //!   blocking shard's wait ends at once for them.
 //! - `close(keep_session)` returns the [`Session`]; `Shard::resume` picks it up in the next
 //!   process.
+//! - [`SessionFile`]: the session kept in a file between runs, so a restarted bot resumes.
 //! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying, on any
 //!   runtime.
 //! - [`fleet::Fleet`] (tokio): many shards of one bot in one process (one identify queue,
@@ -133,6 +134,7 @@ mod identify;
 mod names;
 mod options;
 mod sender;
+mod session_file;
 mod text;
 mod tls;
 mod websocket;
@@ -164,6 +166,7 @@ pub use event::{DispatchEvent, ShardEvent};
 pub use identify::{IdentifyBlocked, SharedIdentifyQueue};
 pub use options::{ShardOptions, DEFAULT_CLOSE_GRACE, DEFAULT_SEND_TIMEOUT};
 pub use sender::{SendError, ShardSender};
+pub use session_file::{session_age, SessionFile, SessionFileError};
 pub use text::SharedStr;
 pub use tls::{default_tls_config, TlsError};
 pub use websocket::{user_agent, BufferSizes};

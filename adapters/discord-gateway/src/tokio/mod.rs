@@ -75,6 +75,9 @@ pub struct Shard {
     /// deadline changes.
     sleep: Option<Pin<Box<Sleep>>>,
     sleep_at: Option<Instant>,
+    /// The tasks sending close frames, each bounded by the close grace; the stream ends
+    /// only once the last one is done.
+    closing: Vec<::tokio::task::JoinHandle<()>>,
     requests: Requests,
     sender: ShardSender,
     ended: bool,
@@ -138,6 +141,7 @@ impl Shard {
             send_started: None,
             sleep: None,
             sleep_at: None,
+            closing: Vec::new(),
             requests,
             sender,
             ended: false,
@@ -258,6 +262,13 @@ impl Shard {
             if self.core.finished() {
                 if let Some(event) = self.core.pop_event() {
                     return Poll::Ready(Some(event));
+                }
+                // The last close frame goes out (within the close grace) before the stream
+                // ends: a program that exits then has still said goodbye.
+                self.closing
+                    .retain_mut(|task| Pin::new(task).poll(cx).is_pending());
+                if !self.closing.is_empty() {
+                    return Poll::Pending;
                 }
                 self.finish();
                 return Poll::Ready(None);
@@ -448,17 +459,18 @@ impl Shard {
     /// Sends the close frame from a short-lived task, so that the loop goes on at once (a
     /// zombie never answers); without a runtime to spawn on, the socket is just dropped.
     fn close_in_background(
-        &self,
+        &mut self,
         socket: Socket,
         outbox: VecDeque<String>,
         frame: CloseFrame<'static>,
     ) {
         if let Ok(runtime) = ::tokio::runtime::Handle::try_current() {
             let grace = self.close_grace;
-            runtime.spawn(async move {
+            self.closing.retain(|task| !task.is_finished());
+            self.closing.push(runtime.spawn(async move {
                 let _ = ::tokio::time::timeout(grace, send_and_close(socket, outbox, Some(frame)))
                     .await;
-            });
+            }));
         }
     }
 
