@@ -5,7 +5,7 @@
 //! from `$DGP_CORPUS_DIR` or `../shared/corpus` beside the repository; without it, 5000
 //! gateway-like messages from a seeded generator. Throughput counts decompressed bytes.
 //!
-//! Run: `cargo bench --bench inflate --features zlib-stream,zstd-stream`
+//! Run: `cargo bench -p discord-gateway-benches --bench inflate`
 
 use std::hint::black_box;
 use std::io::Write;
@@ -30,7 +30,7 @@ struct Input {
 fn input() -> Input {
     let dir = std::env::var_os("DGP_CORPUS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
     let corpus = (
         std::fs::read_to_string(dir.join("mixed_stream.jsonl")),
         std::fs::read(dir.join("mixed_stream.zlib.bin")),

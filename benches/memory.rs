@@ -2,7 +2,8 @@
 //! `heap_bytes()`, with the configuration shared through one `Arc` (not counted).
 //! Cross-checked against a counting allocator over 10,000 idle machines.
 //!
-//! Not a criterion bench (nothing is timed): `cargo bench --bench memory` prints a table.
+//! Not a criterion bench (nothing is timed): `cargo bench -p discord-gateway-benches --bench
+//! memory` prints a table.
 
 #[path = "support/drive.rs"]
 mod drive;

@@ -17,9 +17,10 @@
 //! After criterion's own output, a table of per-frame times and ratios is printed (and
 //! written to `<criterion dir>/throughput.md`).
 //!
-//! `GATEWAY_CORPUS_DIR=/path/to/corpus cargo bench --bench throughput` also measures
-//! `mixed_stream.jsonl` / `mixed_stream_dfirst.jsonl` from a corpus directory, to compare the
-//! generated frames with real-shaped ones. The benches never need it.
+//! `GATEWAY_CORPUS_DIR=/path/to/corpus cargo bench -p discord-gateway-benches --bench
+//! throughput` also measures `mixed_stream.jsonl` / `mixed_stream_dfirst.jsonl` from a corpus
+//! directory, to compare the generated frames with real-shaped ones. The benches never need
+//! it.
 
 #[path = "support/drive.rs"]
 mod drive;

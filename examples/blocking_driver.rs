@@ -1,6 +1,8 @@
-//! A Discord gateway client with no async runtime: std threads and tungstenite (rustls for
-//! `wss://`). The loop blocks in the socket's read until the machine's next deadline; Ctrl-C
-//! shuts down gracefully.
+//! A Discord gateway client with no async runtime: `discord_gateway::blocking::Shard`, an
+//! iterator of events on the main thread, prints one line per event; each line typed on
+//! stdin is sent as a raw gateway command (from a thread of its own, through a
+//! `ShardSender`), and Ctrl-C closes gracefully (saving the session to resume next time, if
+//! asked to).
 //!
 //! ```text
 //! DISCORD_TOKEN=... cargo run --example blocking_driver
@@ -8,43 +10,39 @@
 //!
 //! Settings: as the tokio driver (see `examples/common/settings.rs`).
 
-#[path = "common/blocking_loop.rs"]
-mod blocking_loop;
 mod common;
 
 use std::process::ExitCode;
-use std::sync::mpsc;
 
-use common::{Control, DriverCore, Settings};
+use common::Driver;
+use discord_gateway::blocking::Shard;
 
 fn main() -> ExitCode {
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("blocking_driver: {e}");
-            return ExitCode::from(2);
-        }
+    let mut driver = match Driver::from_env("blocking_driver") {
+        Ok(driver) => driver,
+        Err(code) => return code,
     };
-    let core = match DriverCore::new(settings.core_options(), common::stdout_sink()) {
-        Ok(core) => core,
-        Err(e) => {
-            eprintln!("blocking_driver: {e}");
-            return ExitCode::from(2);
-        }
+    let mut shard = match driver.start(Shard::from_config) {
+        Ok(shard) => shard,
+        Err(code) => return code,
     };
-    let (control, commands) = mpsc::channel();
+    // Commands from another thread: the shard wakes for each and answers with its verdict.
+    let (printer, sender) = (driver.printer(), shard.sender());
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            printer.command(&line, |command| sender.send_blocking(command));
+        }
+    });
+    // Ctrl-C: close from the handler's thread; the shard reports `Closed` and ends.
+    let (printer, sender, keep) = (driver.printer(), shard.sender(), driver.keep_session());
     if let Err(e) = ctrlc::set_handler(move || {
-        let _ = control.send(Control::Stop);
+        printer.shutting_down(keep);
+        sender.close_blocking(keep);
     }) {
-        eprintln!("blocking_driver: cannot install the Ctrl-C handler: {e}");
-        return ExitCode::FAILURE;
+        return driver.no_ctrl_c(&e);
     }
-    let summary = blocking_loop::run(core, commands);
-    match summary.fatal {
-        Some(reason) => {
-            eprintln!("blocking_driver: stopped: {reason}");
-            ExitCode::FAILURE
-        }
-        None => ExitCode::SUCCESS,
+    for event in shard.iter() {
+        driver.event(&event);
     }
+    driver.finish(shard.session())
 }

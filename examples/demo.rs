@@ -4,46 +4,42 @@
 //! cargo run --example demo
 //! ```
 //!
-//! A real WebSocket server on 127.0.0.1 (two ports: the gateway and the resume gateway),
-//! scripted by the crate's `sim::FakeGateway` with a 1 s heartbeat, and the tokio driver
-//! against it, with the decision trace on. The timeline shows what the server did, what the
-//! machine did and why:
+//! `discord_gateway::testing::FakeGatewayServer` (real WebSockets on 127.0.0.1, two ports:
+//! the gateway and the resume gateway) serves the protocol crate's scripted
+//! `sim::FakeGateway` with a 1 s heartbeat, and a `discord_gateway::tokio::Shard` runs
+//! against it with the decision trace on. The timeline shows what the server did, what the
+//! shard did and why:
 //!
 //! 1. identify, READY, a few dispatches;
 //! 2. the server stops acknowledging heartbeats: zombie verdict, close, resume on the
 //!    resume URL, with the dispatch sent meanwhile replayed;
 //! 3. op 7 Reconnect: resume again;
 //! 4. op 9 Invalid Session (not resumable): wait, identify anew;
-//! 5. close 4004 (authentication failed): fatal, the machine stops.
+//! 5. close 4004 (authentication failed): fatal, the shard stops.
 //!
 //! With `DISCORD_TOKEN` set, the demo is the tokio driver against the real gateway instead
 //! (same settings as `examples/tokio_driver.rs`).
 
-mod common;
-#[path = "common/fake_server.rs"]
-mod fake_server;
-#[path = "common/tokio_loop.rs"]
-mod tokio_loop;
+#[path = "tokio_driver.rs"]
+mod tokio_driver;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use common::{Clock, Control, CoreOptions, DriverCore, Settings, Sink};
-use discord_gateway_proto::sim::{
+use discord_gateway::proto::close_code::CloseCode;
+use discord_gateway::proto::sim::{
     ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, SimGuild, SimMessage, SimUser,
     Trigger,
 };
-use discord_gateway_proto::{Backoff, FatalReason, GatewayConfig, Intents, Token};
+use discord_gateway::proto::Backoff;
+use discord_gateway::testing::FakeGatewayServer;
+use discord_gateway::tokio::Shard;
+use discord_gateway::{FatalReason, GatewayConfig, Intents, ShardEvent, ShardOptions, Token};
+use tokio_driver::common;
 
 fn main() -> ExitCode {
     if std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.trim().is_empty()) {
-        return match Settings::from_env() {
-            Ok(settings) => tokio_loop::main_with(settings, "demo"),
-            Err(e) => {
-                eprintln!("demo: {e}");
-                ExitCode::from(2)
-            }
-        };
+        return tokio_driver::main();
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -134,34 +130,33 @@ fn script() -> FakeGateway {
     gateway
 }
 
-fn timeline(who: &'static str) -> Sink {
-    Box::new(move |t, text| match text.strip_prefix("  why: ") {
+/// One timeline line: the time, who, what (the decision trace indented under its event).
+fn say(at: Duration, who: &str, text: &str) {
+    let t = common::seconds(at);
+    match text.strip_prefix("  why: ") {
         Some(why) => println!("{t:>9}  {:<7}    ↳ why: {why}", ""),
         None => println!("{t:>9}  {who:<7} {text}"),
-    })
+    }
 }
 
 async fn story() -> Result<(), String> {
-    println!("A fake Discord gateway on loopback, driven by the tokio driver (heartbeat 1 s).");
-    println!("Columns: time, who (server = the fake Discord, machine = GatewayMachine + driver),");
-    println!("what happened; `↳ why` lines are the machine's decision trace.\n");
-    let clock = Clock::new();
-    let ports = fake_server::bind()
-        .await
-        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
-    let main_url = ports.main_url.clone();
+    println!("A fake Discord gateway on loopback, and a tokio Shard against it (heartbeat 1 s).");
+    println!("Columns: time, who (server = the fake Discord, shard = discord_gateway's Shard),");
+    println!("what happened; `↳ why` lines are the protocol machine's decision trace.\n");
+    let start = common::Printer::new();
+    let server = FakeGatewayServer::start_with_log(script(), |t, text| say(t, "server", text));
     println!(
         "gateway {}   resume gateway {}\n",
-        ports.main_url, ports.resume_url
+        server.url(),
+        server.resume_url()
     );
-    let server = ports.serve(script(), clock, Some(timeline("server")));
 
     let mut config = GatewayConfig::new(
         Token::new("demo-token"),
         // MESSAGE_CONTENT: without it the fake, like Discord, blanks guild messages' text.
         Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT,
     )
-    .with_gateway_url(main_url)
+    .with_gateway_url(server.url())
     // Reconnect 300 ms after a healthy connection ends (immediate by default), so the
     // story's "while you were away" message is really missed and replayed.
     .with_reconnect(Backoff {
@@ -170,24 +165,36 @@ async fn story() -> Result<(), String> {
     });
     config.identify.invalid_session_delay =
         (Duration::from_millis(200), Duration::from_millis(400));
-    let mut options = CoreOptions::new(config);
-    options.seed = 7;
-    options.trace = true;
-    options.clock = Some(clock);
-    // Discord's 5 s between identifies, shortened so the story fits in a few seconds.
-    options.identify_spacing = Duration::from_secs(1);
-    let core = DriverCore::new(options, timeline("machine"))?;
+    let options = ShardOptions::new().seed(7).trace(true);
+    let mut shard = Shard::from_config(config, options).map_err(|e| e.to_string())?;
 
-    let (control, commands) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = control.send(Control::Stop);
+    let (mut fatal, mut closing) = (None, false);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let run = async {
+        loop {
+            tokio::select! {
+                event = shard.next_event() => match event {
+                    Some(event) => {
+                        if let ShardEvent::Fatal(reason) = &event {
+                            fatal = Some(*reason);
+                        }
+                        let line = start.relative_times(&common::describe(&event));
+                        say(start.elapsed(), "shard", &line);
+                    }
+                    None => break,
+                },
+                _ = &mut ctrl_c, if !closing => {
+                    closing = true;
+                    shard.close(false).await;
+                }
+            }
         }
-    });
-    let summary = tokio::time::timeout(Duration::from_secs(30), tokio_loop::run(core, commands))
+    };
+    tokio::time::timeout(Duration::from_secs(30), run)
         .await
         .map_err(|_| "the story did not end within 30 s".to_string())?;
-    let gateway = server.stop().await.ok_or("the fake server task failed")?;
+    let gateway = server.stop_async().await;
 
     println!("\nThe story in numbers:");
     for c in gateway.connections() {
@@ -206,9 +213,9 @@ async fn story() -> Result<(), String> {
     for v in violations {
         println!("    {v:?}");
     }
-    match summary.fatal {
-        Some(FatalReason::CloseCode(code)) if code.0 == 4004 => {
-            println!("  the machine stopped for good on 4004, as it must: never retry a bad token");
+    match fatal {
+        Some(FatalReason::CloseCode(CloseCode(4004))) => {
+            println!("  the shard stopped for good on 4004, as it must: never retry a bad token");
             Ok(())
         }
         Some(other) => Err(format!("unexpected stop: {other}")),

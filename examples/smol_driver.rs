@@ -1,5 +1,7 @@
-//! A Discord gateway client on smol: async-tungstenite over smol's TCP (futures-rustls for
-//! `wss://`), the machine's deadlines as smol timers, Ctrl-C for a graceful shutdown.
+//! A Discord gateway client on smol: `discord_gateway::smol::Shard` prints one line per
+//! event, each line typed on stdin is sent as a raw gateway command (from a thread of its
+//! own, through a `ShardSender`), and Ctrl-C closes gracefully (saving the session to
+//! resume next time, if asked to).
 //!
 //! ```text
 //! DISCORD_TOKEN=... cargo run --example smol_driver
@@ -8,41 +10,41 @@
 //! Settings: as the tokio driver (see `examples/common/settings.rs`).
 
 mod common;
-#[path = "common/smol_loop.rs"]
-mod smol_loop;
 
 use std::process::ExitCode;
 
-use common::{Control, DriverCore, Settings};
+use common::Driver;
+use discord_gateway::smol::Shard;
 
 fn main() -> ExitCode {
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("smol_driver: {e}");
-            return ExitCode::from(2);
-        }
+    let mut driver = match Driver::from_env("smol_driver") {
+        Ok(driver) => driver,
+        Err(code) => return code,
     };
-    let core = match DriverCore::new(settings.core_options(), common::stdout_sink()) {
-        Ok(core) => core,
-        Err(e) => {
-            eprintln!("smol_driver: {e}");
-            return ExitCode::from(2);
-        }
+    let mut shard = match driver.start(Shard::from_config) {
+        Ok(shard) => shard,
+        Err(code) => return code,
     };
-    let (control, commands) = smol::channel::unbounded();
+    // Commands from another thread: the shard answers each with its verdict.
+    let (printer, sender) = (driver.printer(), shard.sender());
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            printer.command(&line, |command| sender.send_blocking(command));
+        }
+    });
+    // Ctrl-C: close from the handler's thread; the shard reports `Closed` and ends.
+    let (printer, sender, keep) = (driver.printer(), shard.sender(), driver.keep_session());
     if let Err(e) = ctrlc::set_handler(move || {
-        let _ = control.try_send(Control::Stop);
+        printer.shutting_down(keep);
+        sender.close_blocking(keep);
     }) {
-        eprintln!("smol_driver: cannot install the Ctrl-C handler: {e}");
-        return ExitCode::FAILURE;
+        return driver.no_ctrl_c(&e);
     }
-    let summary = smol::block_on(smol_loop::run(core, commands));
-    match summary.fatal {
-        Some(reason) => {
-            eprintln!("smol_driver: stopped: {reason}");
-            ExitCode::FAILURE
+    // smol's executor: `smol::block_on` is this function.
+    async_io::block_on(async {
+        while let Some(event) = shard.next_event().await {
+            driver.event(&event);
         }
-        None => ExitCode::SUCCESS,
-    }
+    });
+    driver.finish(shard.session())
 }

@@ -8,6 +8,9 @@ use discord_gateway_proto::inflate::{Decompressor, InflateError};
 #[cfg(feature = "zlib-stream")]
 #[path = "../benches/support/frames.rs"]
 mod frames;
+#[cfg(feature = "zstd-stream")]
+#[path = "support/zstd_stream.rs"]
+mod zstd_support;
 
 /// A small seeded generator (SplitMix64), so every run sees the same messages and splits.
 struct Rng(u64);
@@ -333,49 +336,8 @@ mod zlib {
 #[cfg(feature = "zstd-stream")]
 mod zstd_stream {
     use super::*;
+    use crate::zstd_support::ZstdStream;
     use discord_gateway_proto::config::DEFAULT_MAX_WINDOW;
-    use zstd::stream::raw::{CParameter, Encoder, InBuffer, Operation, OutBuffer};
-
-    /// One zstd context per connection; every message is flushed (its block ends) but the
-    /// frame never does: Discord's zstd-stream.
-    struct ZstdStream(Encoder<'static>);
-
-    impl ZstdStream {
-        fn new() -> Self {
-            ZstdStream(Encoder::new(3).unwrap())
-        }
-
-        /// A stream whose frame declares a window of `2^log` bytes.
-        pub(super) fn with_window_log(log: u32) -> Self {
-            let mut encoder = Encoder::new(3).unwrap();
-            encoder.set_parameter(CParameter::WindowLog(log)).unwrap();
-            ZstdStream(encoder)
-        }
-
-        fn message(&mut self, message: &[u8]) -> Vec<u8> {
-            let mut out = Vec::with_capacity(message.len() / 2 + 1024);
-            let mut input = InBuffer::around(message);
-            while input.pos() < message.len() {
-                if out.len() == out.capacity() {
-                    out.reserve(out.capacity());
-                }
-                let pos = out.len();
-                let mut output = OutBuffer::around_pos(&mut out, pos);
-                self.0.run(&mut input, &mut output).unwrap();
-            }
-            loop {
-                if out.len() == out.capacity() {
-                    out.reserve(out.capacity());
-                }
-                let pos = out.len();
-                let mut output = OutBuffer::around_pos(&mut out, pos);
-                if self.0.flush(&mut output).unwrap() == 0 {
-                    break;
-                }
-            }
-            out
-        }
-    }
 
     #[test]
     fn many_messages_across_reconnects() {
@@ -384,7 +346,7 @@ mod zstd_stream {
             .expect("available compression");
         let mut out = Vec::new();
         for connection in 0..3 {
-            let mut stream = ZstdStream::new();
+            let mut stream = ZstdStream::new(3);
             for (i, message) in messages(&mut rng, 300).iter().enumerate() {
                 let frame = stream.message(message);
                 assert_eq!(d.feed(&frame, &mut out), Ok(true), "{connection}/{i}");
@@ -400,7 +362,7 @@ mod zstd_stream {
         // point into the previous message's window, so it only decodes in the same context.
         let mut rng = Rng(19);
         let message = messages(&mut rng, 1).remove(0);
-        let mut stream = ZstdStream::new();
+        let mut stream = ZstdStream::new(3);
         let first = stream.message(&message);
         let second = stream.message(&message);
         assert!(second.len() < first.len() / 4);
@@ -417,7 +379,7 @@ mod zstd_stream {
 
     #[test]
     fn bomb_and_corruption() {
-        let mut stream = ZstdStream::new();
+        let mut stream = ZstdStream::new(3);
         let mut d = Decompressor::new(Compression::ZstdStream, &limits(1 << 20, 0))
             .expect("available compression");
         let mut out = Vec::new();
@@ -439,7 +401,7 @@ mod zstd_stream {
             let _ = d.feed(&garbage, &mut out);
         }
         d.reset();
-        let mut stream = ZstdStream::new();
+        let mut stream = ZstdStream::new(3);
         assert_eq!(d.feed(&stream.message(b"fine"), &mut out), Ok(true));
         assert_eq!(out, b"fine");
     }
@@ -466,7 +428,7 @@ mod zstd_stream {
     #[test]
     fn a_window_over_max_window_is_refused_before_it_is_allocated() {
         let message = br#"{"op":10,"d":{"heartbeat_interval":41250}}"#;
-        let frame = ZstdStream::with_window_log(24).message(message);
+        let frame = ZstdStream::with_window_log(3, 24).message(message);
         let mut out = Vec::new();
 
         let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
@@ -480,7 +442,7 @@ mod zstd_stream {
         // Until a reset (a new connection) the stream stays failed.
         d.reset();
         assert_eq!(
-            d.feed(&ZstdStream::new().message(message), &mut out),
+            d.feed(&ZstdStream::new(3).message(message), &mut out),
             Ok(true)
         );
 
@@ -500,7 +462,7 @@ mod zstd_stream {
     #[test]
     fn discords_window_fits_and_limits_round_down() {
         let message = br#"{"op":11}"#;
-        let frame = ZstdStream::with_window_log(18).message(message);
+        let frame = ZstdStream::with_window_log(3, 18).message(message);
         let mut out = Vec::new();
         for (max_window, accepted) in [
             (DEFAULT_MAX_WINDOW, true),
@@ -572,7 +534,7 @@ mod zstd_stream {
         m.handle_connected(t);
         drain(&mut m);
         let hello = br#"{"op":10,"d":{"heartbeat_interval":41250}}"#;
-        let frame = ZstdStream::with_window_log(24).message(hello);
+        let frame = ZstdStream::with_window_log(3, 24).message(hello);
         m.handle_message(t, Message::Binary(&frame));
         let seen = drain(&mut m);
         assert_eq!(

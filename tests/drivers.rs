@@ -1,29 +1,33 @@
-//! The example drivers (tokio, smol, blocking) against a fake Discord gateway on loopback:
-//! a real WebSocket server (two ports: gateway and resume gateway) whose behaviour is the
-//! crate's `sim::FakeGateway`. Each scenario runs once per driver, bounded in time; nothing
-//! leaves 127.0.0.1.
+//! The example driver programs (tokio, smol, blocking) and the demo, run for real: each is
+//! built by cargo and started as a child process, pointed by `DISCORD_GATEWAY_URL` at a
+//! `discord_gateway::testing::FakeGatewayServer` (a fake Discord on loopback, two ports:
+//! gateway and resume gateway). The test reads the program's lines, types commands on its
+//! stdin, presses Ctrl-C (SIGINT), and checks what the fake received. Each scenario runs
+//! once per driver, bounded in time; nothing leaves 127.0.0.1.
+//!
+//! The examples are built once per run of this binary, with the features this test was
+//! built with (`cargo test --workspace --all-features` has built them already, so that
+//! build only checks they are fresh).
+#![cfg(unix)] // Ctrl-C is a SIGINT sent with kill(1)
 #![allow(clippy::disallowed_methods)] // the test bounds real time with Instant::now
 
-#[path = "../examples/common/blocking_loop.rs"]
-mod blocking_loop;
-#[path = "../examples/common/mod.rs"]
-mod common;
-#[path = "../examples/common/fake_server.rs"]
-mod fake_server;
-#[path = "../examples/common/smol_loop.rs"]
-mod smol_loop;
-#[path = "../examples/common/tokio_loop.rs"]
-mod tokio_loop;
+#[allow(dead_code)] // the test reads the settings, not all of them
+#[path = "../examples/common/settings.rs"]
+mod settings;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{Clock, Control, CoreOptions, DriverCore, Settings, Summary};
-use discord_gateway_proto::close_code::CloseCode;
-use discord_gateway_proto::sim::{
+use discord_gateway::proto::sim::{
     Closer, ConnectionId, FakeGateway, FakeGatewayConfig, ScriptAction, SimGuild, Trigger,
+    ViolationKind,
 };
-use discord_gateway_proto::{FatalReason, GatewayConfig, Intents, Token};
+use discord_gateway::testing::FakeGatewayServer;
+use discord_gateway::Session;
+use settings::Settings;
 
 #[derive(Clone, Copy, Debug)]
 enum Driver {
@@ -32,9 +36,180 @@ enum Driver {
     Blocking,
 }
 
+impl Driver {
+    fn example(self) -> &'static str {
+        match self {
+            Driver::Tokio => "tokio_driver",
+            Driver::Smol => "smol_driver",
+            Driver::Blocking => "blocking_driver",
+        }
+    }
+}
+
+/// The examples' directory, after building them (once per run of this test binary).
+fn examples_dir() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BUILT.get_or_init(build_examples) {
+        Ok(dir) => dir.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// `cargo build` of the examples, with this test's features: with both compressions, the
+/// flags of the README's test command (`--workspace --all-features`), so that the build
+/// finds what that command built and reuses it.
+fn build_examples() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--manifest-path"]);
+    command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    if cfg!(all(feature = "zlib-stream", feature = "zstd-stream")) {
+        command.args(["--workspace", "--all-features"]);
+    } else {
+        command.args(["-p", "discord-gateway-proto"]);
+        if cfg!(feature = "zlib-stream") {
+            command.args(["--features", "zlib-stream"]);
+        }
+        if cfg!(feature = "zstd-stream") {
+            command.args(["--features", "zstd-stream"]);
+        }
+    }
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    for example in ["tokio_driver", "smol_driver", "blocking_driver", "demo"] {
+        command.args(["--example", example]);
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the examples failed: {status}"));
+    }
+    // This binary is <target>/<profile>/deps/drivers-<hash>; the examples are beside deps.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or("no target directory")?;
+    Ok(profile.join("examples"))
+}
+
+/// A running example program.
+struct Program {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Every variable the drivers read: the test sets its own, none leaks in.
+const VARIABLES: [&str; 9] = [
+    "DISCORD_TOKEN",
+    "DISCORD_GATEWAY_URL",
+    "DISCORD_INTENTS",
+    "DISCORD_COMPRESS",
+    "DISCORD_SHARD",
+    "DISCORD_SESSION_FILE",
+    "DISCORD_KEEP_SESSION",
+    "DISCORD_RECORD",
+    "DISCORD_TRACE",
+];
+
+impl Program {
+    fn start(example: &str, env: &[(&str, String)]) -> Program {
+        let path = examples_dir().join(example);
+        let mut command = Command::new(&path);
+        for name in VARIABLES {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let writer = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                writer.lock().expect("lines").push(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr");
+        let writer = stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            *writer.lock().expect("stderr") = text;
+        });
+        Program {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr").clone()
+    }
+
+    fn type_line(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+        }
+    }
+
+    /// Ctrl-C.
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -INT failed: {status}");
+    }
+
+    /// Waits for the program to end; kills it (and fails) after `limit`.
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "the program did not end within {limit:?}:\n{}",
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a scenario left behind.
 struct Run {
-    summary: Summary,
+    status: ExitStatus,
     lines: Vec<String>,
+    stderr: String,
     gateway: FakeGateway,
     main_url: String,
     resume_url: String,
@@ -46,7 +221,35 @@ impl Run {
     }
 
     fn dump(&self) -> String {
-        self.lines.join("\n")
+        format!("{}\nstderr: {}", self.lines.join("\n"), self.stderr)
+    }
+
+    /// Every URL the program connected to, in order.
+    fn connects(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.split_once("  connect ").map(|(_, url)| url))
+            .collect()
+    }
+
+    fn assert_no_violations(&self) {
+        // A heartbeat carrying an older sequence than the server last sent crossed a
+        // dispatch in flight: no client can avoid it, and Discord accepts it.
+        let serious: Vec<_> = self
+            .gateway
+            .violations()
+            .iter()
+            .filter(|v| {
+                !matches!(
+                    v.kind,
+                    ViolationKind::HeartbeatSequence {
+                        expected: Some(expected),
+                        got: Some(got),
+                    } if got < expected
+                )
+            })
+            .collect();
+        assert!(serious.is_empty(), "{serious:?}\n{}", self.dump());
     }
 }
 
@@ -64,101 +267,50 @@ fn fast_gateway() -> FakeGateway {
     })
 }
 
-/// What a scenario sends the driver while it runs: `(after this line appears, send this)`.
-type Feed = Vec<(&'static str, Control)>;
+/// What a scenario types on the program's stdin while it runs: `(after this line appears,
+/// type this)`.
+type Feed = Vec<(&'static str, &'static str)>;
 
-/// Runs `driver` against a fake gateway scripted by `script` until `until` holds for the
-/// printed lines (then stops it gracefully), or until the driver ends by itself; fails if
-/// that takes more than `limit`.
+/// Runs `example` against a fake gateway scripted by `script`, with the settings `env`
+/// (besides the token, the fake's URL, the GUILDS intent and the decision trace), until
+/// `until` holds for the printed lines (then presses Ctrl-C), or until the program ends by
+/// itself; fails if that takes more than `limit`.
 fn run(
-    driver: Driver,
+    example: &str,
     script: impl FnOnce(&mut FakeGateway),
-    tweak: impl FnOnce(&mut CoreOptions),
+    env: &[(&str, String)],
     mut feed: Feed,
     until: impl Fn(&[String]) -> bool,
     limit: Duration,
 ) -> Run {
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let clock = Clock::new();
-    let ports = server_rt
-        .block_on(fake_server::bind())
-        .expect("loopback ports");
-    let (main_url, resume_url) = (ports.main_url.clone(), ports.resume_url.clone());
     let mut gateway = fast_gateway();
     script(&mut gateway);
-    let server = {
-        let _guard = server_rt.enter();
-        ports.serve(gateway, clock, None)
-    };
-
-    let mut config = GatewayConfig::new(Token::new("test-token"), Intents::GUILDS)
-        .with_gateway_url(main_url.clone());
-    config.identify.invalid_session_delay = (Duration::from_millis(50), Duration::from_millis(100));
-    let mut options = CoreOptions::new(config);
-    options.seed = 42;
-    options.trace = true;
-    options.clock = Some(clock);
-    options.identify_spacing = Duration::from_millis(50);
-    tweak(&mut options);
-    let (sink, lines) = common::collecting_sink();
-    let core = DriverCore::new(options, sink).expect("driver core");
-
-    let (send, handle): (Box<dyn Fn(Control)>, std::thread::JoinHandle<Summary>) = match driver {
-        Driver::Tokio => {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let handle = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("tokio runtime")
-                    .block_on(tokio_loop::run(core, rx))
-            });
-            (
-                Box::new(move |c| {
-                    let _ = tx.send(c);
-                }),
-                handle,
-            )
-        }
-        Driver::Smol => {
-            let (tx, rx) = smol::channel::unbounded();
-            let handle = std::thread::spawn(move || smol::block_on(smol_loop::run(core, rx)));
-            (
-                Box::new(move |c| {
-                    let _ = tx.try_send(c);
-                }),
-                handle,
-            )
-        }
-        Driver::Blocking => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let handle = std::thread::spawn(move || blocking_loop::run(core, rx));
-            (
-                Box::new(move |c| {
-                    let _ = tx.send(c);
-                }),
-                handle,
-            )
-        }
-    };
+    let server = FakeGatewayServer::start(gateway);
+    let (main_url, resume_url) = (server.url().to_string(), server.resume_url().to_string());
+    let mut variables = vec![
+        ("DISCORD_TOKEN", "test-token".to_string()),
+        ("DISCORD_GATEWAY_URL", main_url.clone()),
+        ("DISCORD_INTENTS", "1".to_string()),
+        ("DISCORD_TRACE", "true".to_string()),
+    ];
+    variables.extend(env.iter().cloned());
+    let mut program = Program::start(example, &variables);
 
     let start = Instant::now();
-    let snapshot = || lines.lock().expect("lines").clone();
+    let mut interrupted = false;
     loop {
-        if handle.is_finished() {
+        if program.child.try_wait().expect("try_wait").is_some() {
             break;
         }
-        let now = snapshot();
-        if until(&now) {
+        let lines = program.lines();
+        if until(&lines) {
+            program.interrupt();
+            interrupted = true;
             break;
         }
-        feed.retain(|(after, control)| {
-            if now.iter().any(|l| l.contains(after)) {
-                send(control.clone());
+        feed.retain(|(after, line)| {
+            if lines.iter().any(|l| l.contains(after)) {
+                program.type_line(line);
                 false
             } else {
                 true
@@ -166,34 +318,28 @@ fn run(
         });
         assert!(
             start.elapsed() < limit,
-            "{driver:?}: scenario not done within {limit:?}:\n{}",
-            now.join("\n")
+            "{example}: scenario not done within {limit:?}:\n{}",
+            lines.join("\n")
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    send(Control::Stop);
-    while !handle.is_finished() {
-        assert!(
-            start.elapsed() < limit + Duration::from_secs(5),
-            "{driver:?}: the driver did not stop:\n{}",
-            snapshot().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let summary = handle.join().expect("driver thread");
+    let status = program.wait(if interrupted {
+        Duration::from_secs(5)
+    } else {
+        limit
+    });
     // Let the last close frame reach the server.
     std::thread::sleep(Duration::from_millis(100));
-    let gateway = server_rt.block_on(server.stop()).expect("fake server task");
+    let gateway = server.stop();
     Run {
-        summary,
-        lines: snapshot(),
+        status,
+        lines: program.lines(),
+        stderr: program.stderr(),
         gateway,
         main_url,
         resume_url,
     }
 }
-
-fn no_tweak(_: &mut CoreOptions) {}
 
 fn client_close(gateway: &FakeGateway, connection: usize) -> Option<Closer> {
     gateway.connections()[connection]
@@ -203,7 +349,7 @@ fn client_close(gateway: &FakeGateway, connection: usize) -> Option<Closer> {
 
 fn happy_path(driver: Driver) {
     let run = run(
-        driver,
+        driver.example(),
         |g| {
             g.dispatch_stream(
                 Trigger::ReadySent(1),
@@ -215,15 +361,12 @@ fn happy_path(driver: Driver) {
                 ],
             );
         },
-        no_tweak,
+        &[],
         vec![
-            ("READY: session sim-", Control::Command("not json".into())),
+            ("READY: session sim-", "not json"),
             (
                 "READY: session sim-",
-                Control::Command(
-                    r#"{"op":3,"d":{"since":null,"activities":[],"status":"idle","afk":false}}"#
-                        .into(),
-                ),
+                r#"{"op":3,"d":{"since":null,"activities":[],"status":"idle","afk":false}}"#,
             ),
         ],
         |lines| {
@@ -235,35 +378,40 @@ fn happy_path(driver: Driver) {
         Duration::from_secs(10),
     );
     let dump = run.dump();
+    assert!(run.status.success(), "{dump}");
     assert!(run.has("READY: session sim-session-1"), "{dump}");
     assert!(run.has("dispatch #2 GUILD_CREATE"), "{dump}");
     assert!(run.has("invalid command"), "{dump}");
-    assert_eq!(run.summary.fatal, None);
-    assert_eq!(run.summary.connects.len(), 1, "{dump}");
-    assert!(run.summary.connects[0].starts_with(&run.main_url));
+    assert!(run.has("command accepted: PresenceUpdate (3)"), "{dump}");
+    assert_eq!(run.connects().len(), 1, "{dump}");
+    assert!(run.connects()[0].starts_with(&run.main_url), "{dump}");
     assert_eq!(run.gateway.received_op(2).count(), 1, "one identify");
     assert_eq!(run.gateway.received_op(3).count(), 1, "the presence update");
-    assert!(
-        run.gateway.violations().is_empty(),
-        "{:?}",
-        run.gateway.violations()
-    );
+    run.assert_no_violations();
     // Ctrl-C without a session file ends the session: close 1000.
     assert_eq!(
         client_close(&run.gateway, 0),
         Some(Closer::Client(1000)),
         "{dump}"
     );
+    assert!(run.has("shutting down (ending the session)"), "{dump}");
     assert!(run.has("shut down (session kept: false)"), "{dump}");
 }
 
 fn zombie_reconnect_resumes_on_the_resume_url(driver: Driver) {
     let run = run(
-        driver,
+        driver.example(),
         |g| {
             g.stop_acking_after(1, Some(ConnectionId(1)));
+            // Sent while the client reconnects (connection 2 open, not yet resumed):
+            // missed, and replayed on Resume.
+            g.after(
+                Trigger::Connected(2),
+                Duration::ZERO,
+                ScriptAction::dispatch("MESSAGE_CREATE", r#"{"content":"while away"}"#),
+            );
         },
-        no_tweak,
+        &[],
         Vec::new(),
         |lines| lines.iter().any(|l| l.contains("RESUMED after")),
         Duration::from_secs(10),
@@ -271,11 +419,14 @@ fn zombie_reconnect_resumes_on_the_resume_url(driver: Driver) {
     let dump = run.dump();
     assert!(run.has("disconnected (Zombie)"), "{dump}");
     assert!(run.has("zombie connection"), "decision trace: {dump}");
-    assert_eq!(run.summary.connects.len(), 2, "{dump}");
+    let connects = run.connects();
+    assert_eq!(connects.len(), 2, "{dump}");
+    assert!(connects[1].starts_with(&run.resume_url), "{dump}");
     assert!(
-        run.summary.connects[1].starts_with(&run.resume_url),
+        run.has("dispatch #2 MESSAGE_CREATE {\"content\":\"while away\"}"),
         "{dump}"
     );
+    assert!(run.has("RESUMED after 1 replayed dispatches"), "{dump}");
     let connections = run.gateway.connections();
     assert!(connections[1].resumed && !connections[1].identified);
     // The zombie was closed with a code that keeps the session.
@@ -283,16 +434,12 @@ fn zombie_reconnect_resumes_on_the_resume_url(driver: Driver) {
         Some(Closer::Client(code)) => assert!(!matches!(code, 1000 | 1001), "{code}"),
         other => panic!("connection 1 ended by {other:?}: {dump}"),
     }
-    assert!(
-        run.gateway.violations().is_empty(),
-        "{:?}",
-        run.gateway.violations()
-    );
+    run.assert_no_violations();
 }
 
 fn op7_resumes(driver: Driver) {
     let run = run(
-        driver,
+        driver.example(),
         |g| {
             g.after(
                 Trigger::ReadySent(1),
@@ -301,34 +448,28 @@ fn op7_resumes(driver: Driver) {
             );
             // Sent after op 7, while the client reconnects: replayed on resume.
             g.after(
-                Trigger::ReadySent(1),
-                Duration::from_millis(55),
+                Trigger::Connected(2),
+                Duration::ZERO,
                 ScriptAction::dispatch("MESSAGE_CREATE", r#"{"content":"missed"}"#),
             );
         },
-        no_tweak,
+        &[],
         Vec::new(),
         |lines| lines.iter().any(|l| l.contains("RESUMED after")),
         Duration::from_secs(10),
     );
     let dump = run.dump();
     assert!(run.has("disconnected (ReconnectRequested)"), "{dump}");
-    assert!(
-        run.summary.connects[1].starts_with(&run.resume_url),
-        "{dump}"
-    );
+    assert!(run.connects()[1].starts_with(&run.resume_url), "{dump}");
     assert!(run.gateway.connections()[1].resumed);
     assert!(run.has("MESSAGE_CREATE {\"content\":\"missed\"}"), "{dump}");
-    assert!(
-        run.gateway.violations().is_empty(),
-        "{:?}",
-        run.gateway.violations()
-    );
+    assert!(run.has("RESUMED after 1 replayed dispatches"), "{dump}");
+    run.assert_no_violations();
 }
 
 fn op9_identifies_anew(driver: Driver) {
     let run = run(
-        driver,
+        driver.example(),
         |g| {
             g.after(
                 Trigger::ReadySent(1),
@@ -336,7 +477,7 @@ fn op9_identifies_anew(driver: Driver) {
                 ScriptAction::InvalidSession(false),
             );
         },
-        no_tweak,
+        &[],
         Vec::new(),
         |lines| {
             lines
@@ -345,7 +486,8 @@ fn op9_identifies_anew(driver: Driver) {
                 .count()
                 >= 2
         },
-        Duration::from_secs(10),
+        // Discord's wait after op 9 is 1-5 s at random.
+        Duration::from_secs(15),
     );
     let dump = run.dump();
     assert!(run.has("invalid session (resumable: false)"), "{dump}");
@@ -357,22 +499,15 @@ fn op9_identifies_anew(driver: Driver) {
     );
     assert_eq!(run.gateway.received_op(6).count(), 0, "no resume: {dump}");
     assert!(
-        run.summary
-            .connects
-            .iter()
-            .all(|u| u.starts_with(&run.main_url)),
+        run.connects().iter().all(|u| u.starts_with(&run.main_url)),
         "{dump}"
     );
-    assert!(
-        run.gateway.violations().is_empty(),
-        "{:?}",
-        run.gateway.violations()
-    );
+    run.assert_no_violations();
 }
 
 fn fatal_close_stops(driver: Driver) {
     let run = run(
-        driver,
+        driver.example(),
         |g| {
             g.after(
                 Trigger::ReadySent(1),
@@ -383,28 +518,28 @@ fn fatal_close_stops(driver: Driver) {
                 },
             );
         },
-        no_tweak,
+        &[],
         Vec::new(),
-        |_| false, // the driver must end by itself
+        |_| false, // the program must end by itself
         Duration::from_secs(10),
     );
     let dump = run.dump();
-    assert_eq!(
-        run.summary.fatal,
-        Some(FatalReason::CloseCode(CloseCode(4004))),
+    assert_eq!(run.status.code(), Some(1), "{dump}");
+    assert!(run.has("FATAL: the gateway closed with 4004"), "{dump}");
+    assert!(
+        run.stderr.contains("stopped: the gateway closed with 4004"),
         "{dump}"
     );
-    assert!(run.has("FATAL"), "{dump}");
-    assert_eq!(run.summary.connects.len(), 1, "never reconnects: {dump}");
+    assert_eq!(run.connects().len(), 1, "never reconnects: {dump}");
     assert!(!run.has("shutting down"), "ended by itself: {dump}");
 }
 
 /// A run with transport compression: the fake server compresses every message in one
-/// stream per connection; the driver feeds the binary frames to the machine.
+/// stream per connection; the program's shard inflates them.
 #[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
-fn compressed(driver: Driver, compression: discord_gateway_proto::Compression, query: &str) {
+fn compressed(driver: Driver, compression: &str) {
     let run = run(
-        driver,
+        driver.example(),
         |g| {
             g.dispatch_stream(
                 Trigger::ReadySent(1),
@@ -419,26 +554,20 @@ fn compressed(driver: Driver, compression: discord_gateway_proto::Compression, q
                 ScriptAction::Reconnect,
             );
         },
-        |o| o.config.compression = compression,
+        &[("DISCORD_COMPRESS", compression.to_string())],
         Vec::new(),
         |lines| lines.iter().any(|l| l.contains("RESUMED after")),
         Duration::from_secs(10),
     );
     let dump = run.dump();
-    assert!(
-        run.summary.connects.iter().all(|u| u.contains(query)),
-        "{dump}"
-    );
+    let query = format!("compress={compression}");
+    assert!(run.connects().iter().all(|u| u.contains(&query)), "{dump}");
     assert!(
         run.has("dispatch #6 MESSAGE_CREATE {\"content\":\"message 4\"}"),
         "{dump}"
     );
     assert!(!run.has("protocol error"), "{dump}");
-    assert!(
-        run.gateway.violations().is_empty(),
-        "{:?}",
-        run.gateway.violations()
-    );
+    run.assert_no_violations();
 }
 
 macro_rules! per_driver {
@@ -459,22 +588,10 @@ macro_rules! per_driver {
             fn fatal_close_stops() { super::fatal_close_stops(Driver::$driver) }
             #[cfg(feature = "zlib-stream")]
             #[test]
-            fn zlib_stream() {
-                super::compressed(
-                    Driver::$driver,
-                    discord_gateway_proto::Compression::ZlibStream,
-                    "compress=zlib-stream",
-                )
-            }
+            fn zlib_stream() { super::compressed(Driver::$driver, "zlib-stream") }
             #[cfg(feature = "zstd-stream")]
             #[test]
-            fn zstd_stream() {
-                super::compressed(
-                    Driver::$driver,
-                    discord_gateway_proto::Compression::ZstdStream,
-                    "compress=zstd-stream",
-                )
-            }
+            fn zstd_stream() { super::compressed(Driver::$driver, "zstd-stream") }
         }
     )*};
 }
@@ -483,45 +600,50 @@ per_driver!(Tokio: tokio_driver, Smol: smol_driver, Blocking: blocking_driver);
 
 fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
-        "dgp-{}-{}-{name}",
+        "dgp-{}-{:?}-{name}",
         std::process::id(),
-        common::random_seed()
+        std::thread::current().id()
     ))
 }
 
 #[test]
 fn session_file_keeps_the_session_and_the_next_start_resumes_from_it() {
     let path = temp_path("session.json");
+    let file = path.display().to_string();
     let first = run(
-        Driver::Tokio,
+        Driver::Tokio.example(),
         |_| {},
-        |o| {
-            o.session_file = Some(path.clone());
-            o.keep_session = true;
-        },
+        &[("DISCORD_SESSION_FILE", file.clone())],
         Vec::new(),
         |lines| lines.iter().any(|l| l.contains("READY: session sim-")),
         Duration::from_secs(10),
     );
     let dump = first.dump();
+    assert!(first.status.success(), "{dump}");
+    assert!(
+        first.has("shutting down (keeping the session resumable)"),
+        "{dump}"
+    );
     assert!(first.has("session saved to"), "{dump}");
     // Closed with a code that keeps the session resumable.
     assert!(
-        matches!(client_close(&first.gateway, 0), Some(Closer::Client(c)) if c != 1000 && c != 1001)
+        matches!(client_close(&first.gateway, 0), Some(Closer::Client(c)) if c != 1000 && c != 1001),
+        "{dump}"
     );
-    let saved: common::SavedSession =
+    let saved: Session =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("session file")).unwrap();
-    assert_eq!(saved.session.id, "sim-session-1");
+    assert_eq!(saved.id, "sim-session-1");
 
     // The next start restores it: it resumes, to the first server's resume URL (gone now,
-    // so it falls back to the main URL and identifies).
+    // so it falls back to the main URL, where the new fake does not know the session, and
+    // identifies).
     let second = run(
-        Driver::Tokio,
+        Driver::Tokio.example(),
         |_| {},
-        |o| {
-            o.session_file = Some(path.clone());
-            o.keep_session = false;
-        },
+        &[
+            ("DISCORD_SESSION_FILE", file),
+            ("DISCORD_KEEP_SESSION", "false".into()),
+        ],
         Vec::new(),
         |lines| lines.iter().any(|l| l.contains("READY: session sim-")),
         Duration::from_secs(15),
@@ -529,18 +651,18 @@ fn session_file_keeps_the_session_and_the_next_start_resumes_from_it() {
     let dump = second.dump();
     assert!(second.has("restored session sim-session-1"), "{dump}");
     assert!(
-        second.summary.connects[0].starts_with(&first.resume_url),
+        second.connects()[0].starts_with(&first.resume_url),
         "{dump}"
     );
     // Ending the session removes the file.
-    assert!(!path.exists());
+    assert!(!path.exists(), "{dump}");
 }
 
 #[test]
 fn a_recording_of_a_driver_run_replays_identically() {
     let path = temp_path("recording.jsonl");
     let run = run(
-        Driver::Blocking,
+        Driver::Blocking.example(),
         |g| {
             g.after(
                 Trigger::ReadySent(1),
@@ -548,7 +670,7 @@ fn a_recording_of_a_driver_run_replays_identically() {
                 ScriptAction::Reconnect,
             );
         },
-        |o| o.record = Some(path.clone()),
+        &[("DISCORD_RECORD", path.display().to_string())],
         Vec::new(),
         |lines| lines.iter().any(|l| l.contains("RESUMED after")),
         Duration::from_secs(10),
@@ -556,9 +678,53 @@ fn a_recording_of_a_driver_run_replays_identically() {
     let text = std::fs::read_to_string(&path).expect("recording");
     let _ = std::fs::remove_file(&path);
     assert!(!text.contains("test-token"), "the token is never recorded");
-    let summary = discord_gateway_proto::record::replay(text.lines(), |_| {})
+    let summary = discord_gateway::proto::record::replay(text.lines(), |_| {})
         .unwrap_or_else(|e| panic!("replay differs: {e}\n{}", run.dump()));
     assert!(summary.inputs > 5);
+}
+
+#[test]
+fn bad_settings_are_refused_with_exit_code_2() {
+    let mut program = Program::start(
+        "tokio_driver",
+        &[
+            ("DISCORD_TOKEN", "secret-token".into()),
+            ("DISCORD_SHARD", "4/4".into()),
+        ],
+    );
+    let status = program.wait(Duration::from_secs(10));
+    let stderr = program.stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("DISCORD_SHARD must be id/count"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret-token"), "{stderr}");
+}
+
+#[test]
+fn the_demo_tells_the_whole_story() {
+    let mut demo = Program::start("demo", &[]);
+    let status = demo.wait(Duration::from_secs(40));
+    let lines = demo.lines();
+    let dump = format!("{}\nstderr: {}", lines.join("\n"), demo.stderr());
+    assert!(status.success(), "{dump}");
+    let has = |text: &str| lines.iter().any(|l| l.contains(text));
+    for step in [
+        "READY: session sim-session-1",
+        "MESSAGE_CREATE",
+        "disconnected (Zombie)",
+        "RESUMED after 1 replayed dispatches",
+        "disconnected (ReconnectRequested)",
+        "invalid session (resumable: false)",
+        "READY: session sim-session-2",
+        "FATAL: the gateway closed with 4004",
+        "↳ why:",
+        "protocol violations seen by the fake Discord: 0",
+        "the shard stopped for good on 4004",
+    ] {
+        assert!(has(step), "{step:?} missing:\n{dump}");
+    }
 }
 
 #[test]
@@ -589,7 +755,7 @@ fn settings_from_the_environment() {
     ]))
     .unwrap();
     assert_eq!(s.intents.bits(), 513);
-    assert_eq!(s.shard, discord_gateway_proto::ShardId::new(2, 4));
+    assert_eq!(s.shard, discord_gateway::ShardId::new(2, 4));
     assert!(
         s.keep_session,
         "a session file keeps the session by default"

@@ -587,3 +587,53 @@ fn scripted_messages_get_snowflakes_and_timestamps_of_the_virtual_time() {
     assert_eq!(messages[1]["channel_id"], "6");
     assert!(messages[1].get("guild_id").is_none());
 }
+
+#[test]
+fn shard_dispatches_go_to_their_shards_session_and_are_replayed_when_it_is_away() {
+    let identify = |shard: u32| {
+        format!(
+            r#"{{"op":2,"d":{{"token":"SIM.TOKEN.s3cr3t-never-printed","properties":{{"os":"linux","browser":"x","device":"x"}},"intents":1,"shard":[{shard},2]}}}}"#
+        )
+    };
+    let mut gw = gateway();
+    let a = gw.handle_connect(at_ms(0), MAIN_URL);
+    let b = gw.handle_connect(at_ms(0), MAIN_URL);
+    outputs(&mut gw, at_ms(0));
+    gw.handle_text(at_ms(1), a, &identify(0));
+    gw.handle_text(at_ms(1), b, &identify(1));
+    outputs(&mut gw, at_ms(200));
+    let (s0, s1) = (ShardId::new(0, 2), ShardId::new(1, 2));
+    // Shard 0's dispatch goes to connection a, though b opened last.
+    gw.perform(at_ms(300), ScriptAction::shard_dispatch(s0, "A", "1"));
+    let out = outputs(&mut gw, at_ms(300));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].connection, a);
+    assert_eq!(texts(&out), [r#"{"t":"A","s":2,"op":0,"d":1}"#]);
+    // Shard 1 away (a close that keeps the session): its dispatch is logged as missed...
+    gw.handle_close(at_ms(400), b, Some(4000));
+    gw.perform(at_ms(500), ScriptAction::shard_dispatch(s1, "B", "2"));
+    assert!(outputs(&mut gw, at_ms(500)).is_empty());
+    // ... an unknown shard's goes nowhere...
+    gw.perform(
+        at_ms(500),
+        ScriptAction::shard_dispatch(ShardId::new(5, 8), "X", "0"),
+    );
+    assert!(outputs(&mut gw, at_ms(500)).is_empty());
+    // ... and shard 1's is replayed on its Resume.
+    let c = gw.handle_connect(at_ms(600), RESUME_URL);
+    outputs(&mut gw, at_ms(600));
+    gw.handle_text(
+        at_ms(600),
+        c,
+        r#"{"op":6,"d":{"token":"SIM.TOKEN.s3cr3t-never-printed","session_id":"sim-session-2","seq":1}}"#,
+    );
+    assert_eq!(
+        texts(&outputs(&mut gw, at_ms(700))),
+        [
+            r#"{"t":"B","s":2,"op":0,"d":2}"#,
+            r#"{"t":"RESUMED","s":3,"op":0,"d":null}"#
+        ]
+    );
+    assert_eq!(gw.sessions()[0].sequence, 2);
+    assert!(gw.violations().is_empty(), "{:?}", gw.violations());
+}

@@ -11,6 +11,10 @@ use std::cell::Cell;
 use discord_gateway_proto::config::{Compression, Limits};
 use discord_gateway_proto::inflate::Decompressor;
 
+#[cfg(feature = "zstd-stream")]
+#[path = "support/zstd_stream.rs"]
+mod zstd_support;
+
 struct Counting;
 
 thread_local! {
@@ -168,20 +172,12 @@ mod zlib {
 #[cfg(feature = "zstd-stream")]
 mod zstd_stream {
     use super::*;
-    use std::io::Write;
 
     #[test]
     fn no_rust_allocation_per_message() {
         let messages = messages();
-        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-        let frames: Vec<Vec<u8>> = messages
-            .iter()
-            .map(|m| {
-                encoder.write_all(m).unwrap();
-                encoder.flush().unwrap();
-                std::mem::take(encoder.get_mut())
-            })
-            .collect();
+        let mut stream = crate::zstd_support::ZstdStream::new(3);
+        let frames: Vec<Vec<u8>> = messages.iter().map(|m| stream.message(m)).collect();
         let mut d = Decompressor::new(Compression::ZstdStream, &Limits::default())
             .expect("available compression");
         let mut out = Vec::new();

@@ -14,9 +14,7 @@
 
 use std::path::PathBuf;
 
-use discord_gateway_proto::{Compression, GatewayConfig, Intents, ShardId, Token};
-
-use super::CoreOptions;
+use discord_gateway::{Compression, GatewayConfig, Intents, ShardId, Token};
 
 /// Everything a driver takes from the environment.
 #[derive(Debug, Clone)]
@@ -112,16 +110,6 @@ impl Settings {
             .with_gateway_url(self.gateway_url.clone())
             .with_compression(self.compression)
             .with_shard(self.shard)
-    }
-
-    /// The driver core's options.
-    pub fn core_options(&self) -> CoreOptions {
-        let mut options = CoreOptions::new(self.config());
-        options.session_file = self.session_file.clone();
-        options.keep_session = self.keep_session;
-        options.record = self.record.clone();
-        options.trace = self.trace;
-        options
     }
 }
 

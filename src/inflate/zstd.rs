@@ -130,21 +130,38 @@ mod tests {
     use super::*;
     use crate::config::Compression;
     use alloc::vec;
-    extern crate std;
-    use std::io::Write;
 
-    /// Compresses each message through one encoder and flushes it without ending the frame,
-    /// as Discord does.
+    /// Compresses each message through one context and flushes it without ending the
+    /// frame, as Discord does.
     fn zstd_stream(messages: &[&[u8]]) -> Vec<Vec<u8>> {
-        let mut encoder = ::zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-        messages
-            .iter()
-            .map(|m| {
-                encoder.write_all(m).unwrap();
-                encoder.flush().unwrap();
-                core::mem::take(encoder.get_mut())
-            })
-            .collect()
+        use zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
+        let mut context = CCtx::create();
+        context
+            .set_parameter(CParameter::CompressionLevel(3))
+            .unwrap();
+        let mut frame = |message: &[u8]| {
+            let mut out: Vec<u8> = Vec::with_capacity(message.len() + 1024);
+            let mut input = InBuffer::around(message);
+            while input.pos() < message.len() {
+                out.reserve(1024);
+                let pos = out.len();
+                context
+                    .compress_stream(&mut OutBuffer::around_pos(&mut out, pos), &mut input)
+                    .unwrap();
+            }
+            loop {
+                out.reserve(1024);
+                let pos = out.len();
+                if context
+                    .flush_stream(&mut OutBuffer::around_pos(&mut out, pos))
+                    .unwrap()
+                    == 0
+                {
+                    return out;
+                }
+            }
+        };
+        messages.iter().map(|m| frame(m)).collect()
     }
 
     #[test]

@@ -205,6 +205,19 @@ pub enum ScriptAction {
     /// As on Discord, a session identified without the MESSAGE_CONTENT intent gets an empty
     /// `content` for guild messages that are not the bot's own and do not mention it.
     Message(SimMessage),
+    /// A dispatch for one shard, for a server that serves several shards at once (a fleet,
+    /// as Discord does): it goes to the latest valid session identified as `shard`, on its
+    /// live connection; with none live, it is logged in that session as missed (replayed on
+    /// Resume). No such session: nothing happens. ([`Dispatch`](Self::Dispatch) goes to
+    /// whichever connection opened last.)
+    ShardDispatch {
+        /// The shard whose session receives it (id and count, as identified).
+        shard: ShardId,
+        /// Event name (`t`).
+        name: String,
+        /// Raw JSON `d`.
+        data: String,
+    },
     /// Op 1: ask the client to beat now.
     RequestHeartbeat,
     /// Op 7: ask the client to reconnect and resume.
@@ -238,6 +251,19 @@ impl ScriptAction {
     /// A dispatch action.
     pub fn dispatch(name: impl Into<String>, data: impl Into<String>) -> Self {
         ScriptAction::Dispatch {
+            name: name.into(),
+            data: data.into(),
+        }
+    }
+
+    /// A [`ShardDispatch`](Self::ShardDispatch) action.
+    pub fn shard_dispatch(
+        shard: ShardId,
+        name: impl Into<String>,
+        data: impl Into<String>,
+    ) -> Self {
+        ScriptAction::ShardDispatch {
+            shard,
             name: name.into(),
             data: data.into(),
         }
@@ -1228,6 +1254,21 @@ impl FakeGateway {
         (live, session)
     }
 
+    /// Where a dispatch for `shard` goes: the latest valid session identified as `shard`,
+    /// and its live connection if it has one.
+    fn shard_target(&self, shard: ShardId) -> Option<(Option<usize>, usize)> {
+        let session = self
+            .sessions
+            .iter()
+            .rposition(|s| s.valid && s.shard == Some(shard))?;
+        let id = self.sessions[session].id.as_str();
+        let live = self
+            .connections
+            .iter()
+            .rposition(|c| c.is_open() && c.live && c.session_id.as_deref() == Some(id));
+        Some((live, session))
+    }
+
     fn run_script(&mut self, action: ScriptAction) {
         let current = self.current_index();
         let id = current.map(|i| self.connections[i].id);
@@ -1235,6 +1276,11 @@ impl FakeGateway {
             ScriptAction::Dispatch { name, data } => {
                 let (live, session) = self.script_target(current);
                 if let Some(session) = session {
+                    self.dispatch(session, live, &name, &data);
+                }
+            }
+            ScriptAction::ShardDispatch { shard, name, data } => {
+                if let Some((live, session)) = self.shard_target(shard) {
                     self.dispatch(session, live, &name, &data);
                 }
             }
@@ -1296,6 +1342,7 @@ impl FakeGateway {
                         return;
                     }
                     ScriptAction::Dispatch { .. }
+                    | ScriptAction::ShardDispatch { .. }
                     | ScriptAction::Message(_)
                     | ScriptAction::ForgetSessions => return,
                 };

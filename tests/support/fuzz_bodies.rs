@@ -30,6 +30,10 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+#[cfg(feature = "zstd-stream")]
+#[path = "zstd_stream.rs"]
+mod zstd_support;
+
 // ===================================================================================
 // 1. The envelope reader, cross-checked against serde_json.
 // ===================================================================================
@@ -1494,6 +1498,7 @@ fn split_messages(mut data: &[u8]) -> Vec<&[u8]> {
 #[cfg(any(feature = "zlib-stream", feature = "zstd-stream"))]
 fn compress(compression: discord_gateway_proto::Compression, messages: &[&[u8]]) -> Vec<Vec<u8>> {
     use discord_gateway_proto::Compression;
+    #[cfg(feature = "zlib-stream")]
     use std::io::Write;
     match compression {
         #[cfg(feature = "zlib-stream")]
@@ -1521,15 +1526,8 @@ fn compress(compression: discord_gateway_proto::Compression, messages: &[&[u8]])
             .collect(),
         #[cfg(feature = "zstd-stream")]
         Compression::ZstdStream => {
-            let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
-            messages
-                .iter()
-                .map(|m| {
-                    encoder.write_all(m).expect("compress");
-                    encoder.flush().expect("flush");
-                    std::mem::take(encoder.get_mut())
-                })
-                .collect()
+            let mut stream = zstd_support::ZstdStream::new(1);
+            messages.iter().map(|m| stream.message(m)).collect()
         }
         other => unreachable!("not a compression built in: {other:?}"),
     }

@@ -373,15 +373,21 @@ impl ShardCore {
             GrantPoll::Waiting {
                 deadline,
                 exhausted: (count, retry_in),
+                blocked,
             } => {
                 self.identify_deadline = deadline;
+                let mut news = false;
                 if count > self.exhaustions_seen {
                     self.exhaustions_seen = count;
                     self.events
                         .push_back(ShardEvent::IdentifyExhausted { retry_in });
-                    return true;
+                    news = true;
                 }
-                false
+                if let Some(blocked) = blocked {
+                    self.events.push_back(ShardEvent::IdentifyBlocked(blocked));
+                    news = true;
+                }
+                news
             }
         }
     }

@@ -7,6 +7,7 @@ use discord_gateway_proto::output::{RateLimited, ReadyInfo};
 use discord_gateway_proto::trace::Decision;
 use discord_gateway_proto::{DisconnectReason, FatalReason, ProtocolError};
 
+use crate::identify::IdentifyBlocked;
 use crate::text::SharedStr;
 
 /// A dispatch (op 0): the event name, its sequence number and the raw JSON `d`, for the
@@ -98,6 +99,10 @@ pub enum ShardEvent {
         /// How long until the budget refills.
         retry_in: Duration,
     },
+    /// The shared identify coordinator cannot answer yet (Redis unreachable, the budget
+    /// unreadable): this shard waits, and never identifies without its permission. Reported
+    /// when the reason changes; the shard identifies as soon as the coordinator grants.
+    IdentifyBlocked(IdentifyBlocked),
     /// Why the machine did what follows (only with the decision trace on).
     Decision(Decision),
     /// The shard stopped for good (a close code that must not be retried, or the reconnect

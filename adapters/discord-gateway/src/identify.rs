@@ -10,6 +10,14 @@
 //! behind a mutex and wakes the shard a grant is for through the standard [`Waker`], so the
 //! tokio, smol and blocking shards share one mechanism. Whichever waiting shard's timer
 //! fires first moves the queue on for all of them.
+//!
+//! With the `redis` feature, [`SharedIdentifyQueue::redis`] puts the same question to a
+//! [`RedisIdentifyQueue`](crate::redis::RedisIdentifyQueue) instead, shared by every process
+//! of the bot: each waiting shard's request is one `acquire` on the tokio runtime, and the
+//! shard identifies only with its grant (see [`ShardEvent::IdentifyBlocked`] for what it
+//! says while Redis cannot answer).
+//!
+//! [`ShardEvent::IdentifyBlocked`]: crate::ShardEvent::IdentifyBlocked
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,18 +35,56 @@ use crate::clock::Clock;
 /// docs). Cheap to clone; every clone is the same queue.
 #[derive(Clone)]
 pub struct SharedIdentifyQueue {
-    inner: Arc<Mutex<State>>,
+    backend: Backend,
+}
+
+/// Who decides.
+#[derive(Clone)]
+enum Backend {
+    /// The sans-IO queue, in this process.
+    Local(Arc<Mutex<State>>),
+    /// A Redis queue shared with the bot's other processes.
+    #[cfg(feature = "redis")]
+    Redis(crate::redis::RedisGate),
 }
 
 impl std::fmt::Debug for SharedIdentifyQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.lock();
-        f.debug_struct("SharedIdentifyQueue")
-            .field("remaining", &state.queue.remaining())
-            .field("waiting", &state.queue.waiting())
-            .field("granted", &state.granted)
-            .finish_non_exhaustive()
+        match &self.backend {
+            Backend::Local(inner) => {
+                let state = lock(inner);
+                f.debug_struct("SharedIdentifyQueue")
+                    .field("remaining", &state.queue.remaining())
+                    .field("waiting", &state.queue.waiting())
+                    .field("granted", &state.granted)
+                    .finish_non_exhaustive()
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(gate) => f
+                .debug_struct("SharedIdentifyQueue")
+                .field("redis", gate)
+                .finish(),
+        }
     }
+}
+
+/// Why a shard waiting to identify cannot be answered yet (see
+/// [`ShardEvent::IdentifyBlocked`](crate::ShardEvent::IdentifyBlocked)). It waits, and never
+/// identifies without the coordinator's permission.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentifyBlocked {
+    /// The shared store (Redis) did not answer; asked again shortly.
+    #[error("the identify coordinator is unreachable: {0}")]
+    StoreUnavailable(String),
+    /// The store holds no session-start budget and reading one (`GET /gateway/bot`) failed;
+    /// tried again shortly.
+    #[error("the session-start budget cannot be read: {0}")]
+    LimitUnavailable(String),
+    /// The store holds no session-start budget and nothing was configured to read one
+    /// from: publish one (`update_limit`) or give the Redis queue a limit source.
+    #[error("no session-start budget is known: publish one or configure a limit source")]
+    NoBudget,
 }
 
 struct State {
@@ -64,7 +110,7 @@ impl IdentifyCoordinator for Coordinator {
 }
 
 /// What [`SharedIdentifyQueue::poll_grant`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum GrantPoll {
     /// The shard may identify now.
     Granted,
@@ -74,6 +120,8 @@ pub(crate) enum GrantPoll {
         deadline: Option<Instant>,
         /// The number of exhaustions so far and how long until the last one ends.
         exhausted: (u64, Duration),
+        /// Why the coordinator cannot answer, when that is news for this shard.
+        blocked: Option<IdentifyBlocked>,
     },
 }
 
@@ -94,23 +142,41 @@ impl SharedIdentifyQueue {
         let queue =
             IdentifyQueue::with_coordinator(limit, clock.now(), Coordinator(Box::new(coordinator)));
         SharedIdentifyQueue {
-            inner: Arc::new(Mutex::new(State {
+            backend: Backend::Local(Arc::new(Mutex::new(State {
                 queue,
                 clock,
                 granted: BTreeSet::new(),
                 wakers: BTreeMap::new(),
                 exhaustions: 0,
                 exhausted_until: Timestamp::ZERO,
-            })),
+            }))),
+        }
+    }
+
+    /// A queue that asks `queue`, shared through Redis by every process of the bot: the
+    /// bucket spacing and the daily budget are the fleet's, decided atomically in Redis.
+    /// Each waiting shard's request becomes one
+    /// [`acquire`](crate::redis::RedisIdentifyQueue::acquire) on the tokio runtime this is
+    /// called in (or, outside one, the runtime of the shard that asks); the shard
+    /// identifies only with its grant. While Redis cannot answer it waits and says why
+    /// ([`ShardEvent::IdentifyBlocked`](crate::ShardEvent::IdentifyBlocked)); a spent budget
+    /// is [`ShardEvent::IdentifyExhausted`](crate::ShardEvent::IdentifyExhausted), and the
+    /// shard asks again when Redis says the budget resets.
+    #[cfg(feature = "redis")]
+    pub fn redis(queue: crate::redis::RedisIdentifyQueue) -> Self {
+        SharedIdentifyQueue {
+            backend: Backend::Redis(crate::redis::RedisGate::new(queue)),
         }
     }
 
     /// Changes the spacing between two identifies of one bucket (default 5 s, Discord's
     /// rule; tests use less, a little more leaves headroom for clock drift). Call it before
-    /// the first request.
+    /// the first request. (A Redis-backed queue keeps its
+    /// [`IdentifyQueueConfig::spacing`](crate::redis::IdentifyQueueConfig::spacing).)
     pub fn with_spacing(self, spacing: Duration) -> Self {
-        {
-            let mut state = self.lock();
+        #[allow(irrefutable_let_patterns)]
+        if let Backend::Local(inner) = &self.backend {
+            let mut state = lock(inner);
             // `IdentifyQueue::with_spacing` takes the queue by value: swap a blank one in
             // for the moment it takes.
             let blank = IdentifyQueue::with_coordinator(
@@ -130,72 +196,111 @@ impl SharedIdentifyQueue {
     }
 
     /// Replaces the budget and concurrency with a fresh `session_start_limit` (from
-    /// `GET /gateway/bot`).
+    /// `GET /gateway/bot`). A Redis-backed queue publishes it to Redis in the background
+    /// ([`update_budget`](crate::redis::RedisIdentifyQueue::update_budget): it only ever
+    /// lowers the fleet's count).
     pub fn update_limit(&self, limit: SessionStartLimit) {
-        let mut state = self.lock();
-        let now = state.clock.now();
-        state.queue.update_limit(limit, now);
-        state.settle(None);
+        match &self.backend {
+            Backend::Local(inner) => {
+                let mut state = lock(inner);
+                let now = state.clock.now();
+                state.queue.update_limit(limit, now);
+                state.settle(None);
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(gate) => gate.update_limit(limit),
+        }
     }
 
-    /// Session starts left before the budget refills.
+    /// Session starts left before the budget refills (a Redis-backed queue: as of the
+    /// last grant this process received, `u32::MAX` before any).
     pub fn remaining(&self) -> u32 {
-        self.lock().queue.remaining()
+        match &self.backend {
+            Backend::Local(inner) => lock(inner).queue.remaining(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(gate) => gate.remaining(),
+        }
     }
 
-    /// How many shards are waiting for their turn.
+    /// How many shards are waiting for their turn (in this process).
     pub fn waiting(&self) -> usize {
-        self.lock().queue.waiting()
+        match &self.backend {
+            Backend::Local(inner) => lock(inner).queue.waiting(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(gate) => gate.waiting(),
+        }
     }
 
-    /// `shard` wants to identify (a shard already waiting keeps its place).
+    /// `shard` wants to identify (a shard already waiting keeps its place; a grant it did
+    /// not pick up is dropped: it asks anew).
     pub(crate) fn request(&self, shard: ShardId) {
-        let mut state = self.lock();
-        let now = state.clock.now();
-        state.granted.remove(&shard);
-        state.queue.request(shard, now);
+        match &self.backend {
+            Backend::Local(inner) => {
+                let mut state = lock(inner);
+                let now = state.clock.now();
+                state.granted.remove(&shard);
+                state.queue.request(shard, now);
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(gate) => gate.request(shard),
+        }
     }
 
     /// `shard` no longer wants to identify (it stopped, or resumes instead).
     pub(crate) fn cancel(&self, shard: ShardId) {
-        let mut state = self.lock();
-        state.queue.cancel(shard);
-        state.granted.remove(&shard);
-        state.wakers.remove(&shard);
+        match &self.backend {
+            Backend::Local(inner) => {
+                let mut state = lock(inner);
+                state.queue.cancel(shard);
+                state.granted.remove(&shard);
+                state.wakers.remove(&shard);
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(gate) => gate.cancel(shard),
+        }
     }
 
     /// Moves the queue to now and tells whether `shard` may identify; if not, `waker` is
     /// woken when a grant for it is decided by another shard's call.
     pub(crate) fn poll_grant(&self, shard: ShardId, waker: &Waker) -> GrantPoll {
-        let mut state = self.lock();
-        let now = state.clock.now();
-        state.queue.handle_timeout(now);
-        state.settle(Some(shard));
-        if state.granted.remove(&shard) {
-            state.wakers.remove(&shard);
-            return GrantPoll::Granted;
-        }
-        match state.wakers.get(&shard) {
-            Some(known) if known.will_wake(waker) => {}
-            _ => {
-                state.wakers.insert(shard, waker.clone());
-            }
-        }
-        let deadline = state.queue.poll_timeout().map(|t| state.clock.instant(t));
-        let retry_in = state.clock.until(state.exhausted_until);
-        GrantPoll::Waiting {
-            deadline,
-            exhausted: (state.exhaustions, retry_in),
+        match &self.backend {
+            Backend::Local(inner) => poll_local(&mut lock(inner), shard, waker),
+            #[cfg(feature = "redis")]
+            Backend::Redis(gate) => gate.poll_grant(shard, waker),
         }
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A shard that panicked while holding the lock left the queue consistent (every
-        // change is a single call into the sans-IO queue): go on with it.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// [`SharedIdentifyQueue::poll_grant`] on the local queue.
+fn poll_local(state: &mut State, shard: ShardId, waker: &Waker) -> GrantPoll {
+    let now = state.clock.now();
+    state.queue.handle_timeout(now);
+    state.settle(Some(shard));
+    if state.granted.remove(&shard) {
+        state.wakers.remove(&shard);
+        return GrantPoll::Granted;
     }
+    match state.wakers.get(&shard) {
+        Some(known) if known.will_wake(waker) => {}
+        _ => {
+            state.wakers.insert(shard, waker.clone());
+        }
+    }
+    let deadline = state.queue.poll_timeout().map(|t| state.clock.instant(t));
+    let retry_in = state.clock.until(state.exhausted_until);
+    GrantPoll::Waiting {
+        deadline,
+        exhausted: (state.exhaustions, retry_in),
+        blocked: None,
+    }
+}
+
+fn lock(inner: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A shard that panicked while holding the lock left the queue consistent (every change
+    // is a single call into the sans-IO queue): go on with it.
+    inner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl State {

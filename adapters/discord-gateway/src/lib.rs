@@ -86,8 +86,15 @@
 //!   blocking shard's wait ends at once for them.
 //! - `close(keep_session)` returns the [`Session`]; `Shard::resume` picks it up in the next
 //!   process.
+//! - [`SessionFile`]: the session kept in a file between runs, so a restarted bot resumes.
 //! - [`SharedIdentifyQueue`]: several shards of one process take turns identifying, on any
 //!   runtime.
+//! - [`fleet::Fleet`] (tokio): many shards of one bot in one process (one identify queue,
+//!   one merged event stream, a sender and a status per shard, resharding without
+//!   downtime), and, with `redis`, many processes sharing identify turns, leases and
+//!   sessions.
+//! - [`http::get_gateway_bot`] (tokio): `GET /gateway/bot` (gateway URL, recommended shard
+//!   count, `session_start_limit`) over the shard's own TLS.
 //! - TLS with rustls and the `ring` provider chosen by the crate (no process-level
 //!   `CryptoProvider` to install), the Mozilla roots by default; `ws://` and `wss://`.
 //! - Everything a driver must get right, done once: connecting without blocking the loop
@@ -102,7 +109,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `tokio` (default) | [`tokio::Shard`] |
+//! | `tokio` (default) | [`tokio::Shard`], [`fleet`], [`http`] (`GET /gateway/bot`) |
 //! | `smol` | [`smol::Shard`] |
 //! | `blocking` | [`blocking::Shard`] |
 //! | `webpki-roots` (default) | trust the Mozilla roots compiled in |
@@ -127,12 +134,17 @@ mod identify;
 mod names;
 mod options;
 mod sender;
+mod session_file;
 mod text;
 mod tls;
 mod websocket;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "tokio")]
+pub mod fleet;
+#[cfg(feature = "tokio")]
+pub mod http;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "smol")]
@@ -151,9 +163,10 @@ pub use discord_gateway_proto::{
 };
 
 pub use event::{DispatchEvent, ShardEvent};
-pub use identify::SharedIdentifyQueue;
+pub use identify::{IdentifyBlocked, SharedIdentifyQueue};
 pub use options::{ShardOptions, DEFAULT_CLOSE_GRACE, DEFAULT_SEND_TIMEOUT};
 pub use sender::{SendError, ShardSender};
+pub use session_file::{session_age, SessionFile, SessionFileError};
 pub use text::SharedStr;
 pub use tls::{default_tls_config, TlsError};
 pub use websocket::{user_agent, BufferSizes};

@@ -158,6 +158,13 @@ impl ShardSender {
         answer.await.ok().flatten()
     }
 
+    /// [`close`](Self::close), blocking the thread until the shard has closed: for threads
+    /// outside any async runtime, such as a Ctrl-C handler's (never call it from async
+    /// code, nor from the thread that runs the shard: that would wait for itself).
+    pub fn close_blocking(&self, keep_session: bool) -> Option<Session> {
+        block_on(self.close(keep_session))
+    }
+
     /// Whether the shard has stopped (its loop is gone).
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

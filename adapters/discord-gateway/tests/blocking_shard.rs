@@ -325,8 +325,7 @@ fn a_sender_closes_the_shard_from_another_thread() {
     let sender = shard.sender();
     let thread = std::thread::spawn(move || {
         let sent = sender.send_blocking(command(PRESENCE));
-        let closed = sender.close(true);
-        (sent, futures_executor_free_block_on(closed))
+        (sent, sender.close_blocking(true))
     });
     // The iterator ends by itself after `Closed`.
     let events: Vec<ShardEvent> = shard.iter().collect();
@@ -344,27 +343,6 @@ fn a_sender_closes_the_shard_from_another_thread() {
         1,
         "the presence went out first"
     );
-}
-
-/// Runs a future to completion on this thread (no runtime), parking between wake-ups.
-fn futures_executor_free_block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let mut future = std::pin::pin!(future);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]

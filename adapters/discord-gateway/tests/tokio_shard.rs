@@ -360,7 +360,7 @@ async fn a_sender_closes_the_shard_from_another_thread() {
     let thread = std::thread::spawn(move || {
         let command = discord_gateway::Command::from_json(PRESENCE).expect("command");
         let sent = sender.send_blocking(command);
-        let session = futures_executor_free_block_on(sender.close(true));
+        let session = sender.close_blocking(true);
         (sent, session)
     });
     let events = events_until(&mut shard, |e| e.is_final()).await;
@@ -379,27 +379,6 @@ async fn a_sender_closes_the_shard_from_another_thread() {
         1,
         "the presence went out first"
     );
-}
-
-/// Runs a future to completion on this thread (no runtime), parking between wake-ups.
-fn futures_executor_free_block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let mut future = std::pin::pin!(future);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
 }
 
 #[tokio::test]

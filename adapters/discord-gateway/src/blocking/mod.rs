@@ -309,6 +309,14 @@ impl Shard {
                 if let Some(event) = self.core.pop_event() {
                     return Ok(event);
                 }
+                // The last close frame goes out (within the close grace) before the stream
+                // ends: a program that exits then has still said goodbye.
+                #[allow(clippy::disallowed_methods)] // the adapter owns the clock
+                self.flush_closing(Instant::now());
+                if !self.closing.is_empty() {
+                    self.waiter.wait(self.deadline());
+                    continue;
+                }
                 self.finish();
                 return Err(RecvTimeoutError::Disconnected);
             }

@@ -171,6 +171,7 @@
 
 mod budget;
 mod error;
+mod gate;
 mod identify;
 mod keys;
 mod lease;
@@ -182,6 +183,7 @@ mod sessions;
 
 pub use budget::{BudgetState, BudgetUpdate, LimitFuture, LimitSource, LimitSourceError};
 pub use error::RedisError;
+pub(crate) use gate::RedisGate;
 pub use identify::{
     IdentifyDecision, IdentifyGrant, IdentifyQueueConfig, IdentifyRefused, IdentifyWait,
     RedisIdentifyQueue,

@@ -259,6 +259,13 @@ impl Shard {
                 if let Some(event) = self.core.pop_event() {
                     return Poll::Ready(Some(event));
                 }
+                // The last close frame goes out (within the close grace) before the stream
+                // ends: a program that exits then has still said goodbye.
+                self.closing
+                    .retain_mut(|closing| closing.as_mut().poll(cx).is_pending());
+                if !self.closing.is_empty() {
+                    return Poll::Pending;
+                }
                 self.finish();
                 return Poll::Ready(None);
             }

@@ -20,30 +20,42 @@ pub(crate) type Socket = WebSocketStream<Stream>;
 /// Opens a WebSocket to `url` (`ws://` or `wss://`). The error is a readable sentence.
 pub(crate) async fn connect(url: String, settings: Arc<ConnectSettings>) -> Result<Socket, String> {
     let target = settings.target(&url)?;
-    let (host, port) = (target.host.as_str(), target.port);
-    let tcp = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("TCP connect to {host}:{port} failed: {e}"))?;
-    // Gateway messages are small and latency matters (heartbeats): no Nagle delay.
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-    let stream = if target.secure {
-        let config = settings.tls_config()?;
-        let name = target.server_name()?;
-        let tls = TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
-        Stream::Tls(Box::new(tls))
-    } else {
-        Stream::Plain(tcp)
+    let tls = match target.secure {
+        true => Some(settings.tls_config()?),
+        false => None,
     };
+    let stream = transport(&target.host, target.port, tls).await?;
     let config = settings.buffers.websocket_config();
     let (socket, _response) =
         tokio_tungstenite::client_async_with_config(target.request, stream, Some(config))
             .await
             .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
     Ok(socket)
+}
+
+/// A TCP connection to `host:port` (no Nagle delay: gateway messages are small and
+/// latency matters), in TLS with `tls` when given. Shared by the WebSocket and the
+/// `GET /gateway/bot` request, so both trust the same roots.
+pub(crate) async fn transport(
+    host: &str,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Stream, String> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("TCP connect to {host}:{port} failed: {e}"))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    let Some(config) = tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
+    let tls = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
+    Ok(Stream::Tls(Box::new(tls)))
 }
 
 /// A TCP stream, plain or in TLS.

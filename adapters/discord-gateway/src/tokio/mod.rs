@@ -5,7 +5,7 @@
 //! can sit in `tokio::select!` beside the application's own branches. Commands from other
 //! tasks arrive through a [`ShardSender`] and are carried out while the shard is polled.
 
-mod connect;
+pub(crate) mod connect;
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -75,9 +75,14 @@ pub struct Shard {
     /// deadline changes.
     sleep: Option<Pin<Box<Sleep>>>,
     sleep_at: Option<Instant>,
+    /// The tasks sending close frames, each bounded by the close grace; the stream ends
+    /// only once the last one is done.
+    closing: Vec<::tokio::task::JoinHandle<()>>,
     requests: Requests,
     sender: ShardSender,
     ended: bool,
+    /// Whether the socket is read as messages come (see [`Shard::set_reading`]).
+    reading: bool,
 }
 
 impl std::fmt::Debug for Shard {
@@ -136,9 +141,11 @@ impl Shard {
             send_started: None,
             sleep: None,
             sleep_at: None,
+            closing: Vec::new(),
             requests,
             sender,
             ended: false,
+            reading: true,
         })
     }
 
@@ -224,6 +231,15 @@ impl Shard {
         session
     }
 
+    /// Stops reading the socket as messages come (`false`), or starts again (`true`): the
+    /// fleet's backpressure, for when the application is behind. Timers, commands and
+    /// sends go on, so heartbeats keep their time; what arrives waits in the socket (and
+    /// TCP slows the sender down), except that whatever is already there is read just
+    /// before each timer fires, so a heartbeat's ACK is seen before the zombie verdict.
+    pub(crate) fn set_reading(&mut self, on: bool) {
+        self.reading = on;
+    }
+
     // ----- events -----
 
     /// The next event; `None` once the shard has stopped for good (after
@@ -246,6 +262,13 @@ impl Shard {
             if self.core.finished() {
                 if let Some(event) = self.core.pop_event() {
                     return Poll::Ready(Some(event));
+                }
+                // The last close frame goes out (within the close grace) before the stream
+                // ends: a program that exits then has still said goodbye.
+                self.closing
+                    .retain_mut(|task| Pin::new(task).poll(cx).is_pending());
+                if !self.closing.is_empty() {
+                    return Poll::Pending;
                 }
                 self.finish();
                 return Poll::Ready(None);
@@ -286,6 +309,9 @@ impl Shard {
             }
         }
         if self.core.timer_due(now) {
+            if !self.reading {
+                self.catch_up(cx, now);
+            }
             self.core.timeout();
             return true;
         }
@@ -318,7 +344,7 @@ impl Shard {
             self.core.transport_error(error);
             return true;
         }
-        if self.poll_receive(cx, now) {
+        if self.reading && self.poll_receive(cx, now) {
             return true;
         }
         // Nothing is ready: be woken by the next command.
@@ -327,6 +353,17 @@ impl Shard {
             return true;
         }
         false
+    }
+
+    /// While not reading: reads what already waits in the socket (up to a bound), so a
+    /// timer about to fire judges the connection on everything that arrived.
+    fn catch_up(&mut self, cx: &mut Context<'_>, now: Instant) {
+        const MOST: usize = 4096;
+        for _ in 0..MOST {
+            if self.socket.is_none() || !self.poll_receive(cx, now) {
+                break;
+            }
+        }
     }
 
     /// Hands queued frames to the socket and flushes them. `Err` when the connection is
@@ -433,17 +470,18 @@ impl Shard {
     /// Sends the close frame from a short-lived task, so that the loop goes on at once (a
     /// zombie never answers); without a runtime to spawn on, the socket is just dropped.
     fn close_in_background(
-        &self,
+        &mut self,
         socket: Socket,
         outbox: VecDeque<String>,
         frame: CloseFrame<'static>,
     ) {
         if let Ok(runtime) = ::tokio::runtime::Handle::try_current() {
             let grace = self.close_grace;
-            runtime.spawn(async move {
+            self.closing.retain(|task| !task.is_finished());
+            self.closing.push(runtime.spawn(async move {
                 let _ = ::tokio::time::timeout(grace, send_and_close(socket, outbox, Some(frame)))
                     .await;
-            });
+            }));
         }
     }
 

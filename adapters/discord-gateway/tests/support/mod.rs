@@ -73,6 +73,7 @@ pub fn child_role() -> Option<String> {
 pub struct ChildProcess {
     pub child: Child,
     pub lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl ChildProcess {
@@ -88,12 +89,14 @@ impl ChildProcess {
                 "--test-threads=1",
             ])
             .env(CHILD_VARIABLE, role)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (name, value) in env {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("spawn a child test process");
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -103,7 +106,19 @@ impl ChildProcess {
                 sink.lock().unwrap().push((Instant::now(), line));
             }
         });
-        ChildProcess { child, lines }
+        ChildProcess {
+            child,
+            lines,
+            stdin,
+        }
+    }
+
+    /// Writes one line to the child's stdin (see [`instructions`]).
+    pub fn tell(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the child's stdin");
+        writeln!(stdin, "{line}").expect("write to the child");
+        stdin.flush().expect("flush to the child");
     }
 
     /// The lines starting with `FLEET `, without the prefix, with when they arrived.
@@ -165,6 +180,21 @@ impl Drop for ChildProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// In a child: the lines the parent [`tell`](ChildProcess::tell)s, as they come (read by a
+/// thread of their own; the channel closes when the parent closes the pipe).
+pub fn instructions() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(std::io::stdin()).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Prints one report line for the parent (on a line of its own: libtest's "test name ..."
