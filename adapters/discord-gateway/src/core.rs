@@ -261,10 +261,12 @@ impl ShardCore {
         self.transport_lost();
     }
 
-    /// One text message, its bytes shared: dispatches read from it are slices of it.
+    /// One text message, its bytes shared: dispatches read from it are slices of it. `at` is
+    /// when it was read: the loop's own clock reading for the pass (one clock read per
+    /// message, not two).
     #[inline]
-    pub(crate) fn text(&mut self, text: SharedStr) {
-        let now = self.clock.now();
+    pub(crate) fn text(&mut self, text: SharedStr, at: Instant) {
+        let now = self.clock.timestamp(at);
         let message = self.message.insert(text);
         on_machine!(&mut self.machine, m => m.handle_message(now, Message::Text(message.as_str())));
         self.drain();
@@ -272,9 +274,9 @@ impl ShardCore {
         self.message = None;
     }
 
-    /// One binary message (compressed).
-    pub(crate) fn binary(&mut self, bytes: &[u8]) {
-        let now = self.clock.now();
+    /// One binary message (compressed), read at `at` (as for [`text`](Self::text)).
+    pub(crate) fn binary(&mut self, bytes: &[u8], at: Instant) {
+        let now = self.clock.timestamp(at);
         on_machine!(&mut self.machine, m => m.handle_message(now, Message::Binary(bytes)));
         self.drain();
     }
@@ -586,11 +588,11 @@ mod alloc_tests {
             .collect();
         let mut messages = shared(&texts).into_iter();
         for _ in 0..2 {
-            core.text(messages.next().expect("handshake"));
+            core.text(messages.next().expect("handshake"), Instant::now());
             drain_events(&mut core);
         }
         // A first dispatch warms the machine's and the event queue's buffers.
-        core.text(messages.next().expect("message"));
+        core.text(messages.next().expect("message"), Instant::now());
         let first = core.pop_event();
         let Some(ShardEvent::Dispatch(dispatch)) = first else {
             panic!("{first:?}");
@@ -610,7 +612,7 @@ mod alloc_tests {
         let before = allocations();
         let mut dispatches = 0;
         for message in messages {
-            core.text(message);
+            core.text(message, Instant::now());
             dispatches += drain_events(&mut core);
         }
         let allocated = allocations() - before;
@@ -634,16 +636,16 @@ mod alloc_tests {
         let handshake = [compress(HELLO), compress(READY)];
         let messages: Vec<Vec<u8>> = (2..ROUNDS + 2).map(|s| compress(&message(s))).collect();
         for bytes in &handshake {
-            core.binary(bytes);
+            core.binary(bytes, Instant::now());
             drain_events(&mut core);
         }
-        core.binary(&messages[0]);
+        core.binary(&messages[0], Instant::now());
         assert_eq!(drain_events(&mut core), 1);
 
         let before = allocations();
         let mut dispatches = 0;
         for bytes in &messages[1..] {
-            core.binary(bytes);
+            core.binary(bytes, Instant::now());
             dispatches += drain_events(&mut core);
         }
         let allocated = allocations() - before;

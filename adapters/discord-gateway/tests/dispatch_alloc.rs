@@ -149,7 +149,7 @@ async fn bare_websocket_allocations() -> f64 {
             .await
             .expect("connect");
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(8 * 1024)
         .write_buffer_size(0);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
         .await
@@ -238,7 +238,7 @@ fn bare_blocking_websocket_allocations() -> f64 {
     tcp.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(8 * 1024)
         .write_buffer_size(0);
     let (mut ws, _) =
         tokio_tungstenite::tungstenite::client::client_with_config(url.as_str(), tcp, Some(config))
@@ -317,7 +317,7 @@ async fn bare_smol_websocket_allocations() -> f64 {
         .await
         .expect("connect");
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(8 * 1024)
         .write_buffer_size(0);
     let (mut ws, _) = async_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config))
         .await
@@ -403,8 +403,8 @@ fn an_idle_connected_shard_stays_small() {
     let plain = runtime.block_on(idle_shard_bytes(discord_gateway::Compression::None));
     let zlib = runtime.block_on(idle_shard_bytes(discord_gateway::Compression::ZlibStream));
     println!("heap per idle connected shard (ws://): uncompressed {plain} B, zlib-stream {zlib} B");
-    // The read buffer is 16 KiB of it; tungstenite's default would be 128 KiB alone.
-    assert!(plain < 40 * 1024, "{plain} bytes");
+    // The read buffer is 8 KiB of it; tungstenite's default would be 128 KiB alone.
+    assert!(plain < 16 * 1024, "{plain} bytes");
     assert!(zlib < 128 * 1024, "{zlib} bytes");
 }
 

@@ -390,7 +390,7 @@ impl Shard {
             self.core.transport_error(error);
             return true;
         }
-        self.receive()
+        self.receive(now)
     }
 
     /// Hands queued frames to the socket and writes them out as far as it takes them.
@@ -418,15 +418,16 @@ impl Shard {
         Ok(())
     }
 
-    /// Reads one message, if one is complete. Returns whether anything happened
-    /// (`false` means the socket has nothing more: the wait may begin).
-    fn receive(&mut self) -> bool {
+    /// Reads one message, if one is complete (`now`: this pass's clock reading). Returns
+    /// whether anything happened (`false` means the socket has nothing more: the wait may
+    /// begin).
+    fn receive(&mut self, now: Instant) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             return false;
         };
         match stream::receive(socket) {
-            Received::Message(WsMessage::Text(text)) => self.core.text(text.into()),
-            Received::Message(WsMessage::Binary(bytes)) => self.core.binary(&bytes),
+            Received::Message(WsMessage::Text(text)) => self.core.text(text.into(), now),
+            Received::Message(WsMessage::Binary(bytes)) => self.core.binary(&bytes, now),
             // Pings are answered by tungstenite (its pong leaves with the next flush);
             // pongs and raw frames mean nothing here.
             Received::Message(_) => {

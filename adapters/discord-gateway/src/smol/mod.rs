@@ -335,7 +335,7 @@ impl Shard {
             self.core.transport_error(error);
             return true;
         }
-        self.poll_receive(cx)
+        self.poll_receive(cx, now)
     }
 
     /// Hands queued frames to the socket and flushes them. `Err` when the connection is
@@ -377,8 +377,9 @@ impl Shard {
         Ok(())
     }
 
-    /// Reads one message, if one is there. Returns whether anything happened.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Reads one message, if one is there (`now`: this pass's clock reading). Returns whether
+    /// anything happened.
+    fn poll_receive(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             return false;
         };
@@ -387,8 +388,8 @@ impl Shard {
             Poll::Ready(message) => message,
         };
         match message {
-            Some(Ok(WsMessage::Text(text))) => self.core.text(text.into()),
-            Some(Ok(WsMessage::Binary(bytes))) => self.core.binary(&bytes),
+            Some(Ok(WsMessage::Text(text))) => self.core.text(text.into(), now),
+            Some(Ok(WsMessage::Binary(bytes))) => self.core.binary(&bytes, now),
             Some(Ok(WsMessage::Close(frame))) => {
                 self.drop_socket();
                 match frame {

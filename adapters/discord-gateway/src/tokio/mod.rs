@@ -310,12 +310,14 @@ impl Shard {
         }
         if self.core.timer_due(now) {
             if !self.reading {
-                self.catch_up(cx);
+                self.catch_up(cx, now);
             }
             self.core.timeout();
             return true;
         }
-        if let Poll::Ready(Some(request)) = Pin::new(&mut self.requests).poll_next(cx) {
+        // A command waiting? Taken without registering the waker: that costs more than the
+        // check, and the last pass before the loop sleeps registers it (below).
+        if let Ok(request) = self.requests.try_recv() {
             self.core.request(request);
             return true;
         }
@@ -342,15 +344,23 @@ impl Shard {
             self.core.transport_error(error);
             return true;
         }
-        self.reading && self.poll_receive(cx)
+        if self.reading && self.poll_receive(cx, now) {
+            return true;
+        }
+        // Nothing is ready: be woken by the next command.
+        if let Poll::Ready(Some(request)) = Pin::new(&mut self.requests).poll_next(cx) {
+            self.core.request(request);
+            return true;
+        }
+        false
     }
 
     /// While not reading: reads what already waits in the socket (up to a bound), so a
     /// timer about to fire judges the connection on everything that arrived.
-    fn catch_up(&mut self, cx: &mut Context<'_>) {
+    fn catch_up(&mut self, cx: &mut Context<'_>, now: Instant) {
         const MOST: usize = 4096;
         for _ in 0..MOST {
-            if self.socket.is_none() || !self.poll_receive(cx) {
+            if self.socket.is_none() || !self.poll_receive(cx, now) {
                 break;
             }
         }
@@ -395,8 +405,9 @@ impl Shard {
         Ok(())
     }
 
-    /// Reads one message, if one is there. Returns whether anything happened.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Reads one message, if one is there (`now`: this pass's clock reading). Returns whether
+    /// anything happened.
+    fn poll_receive(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             return false;
         };
@@ -405,8 +416,8 @@ impl Shard {
             Poll::Ready(message) => message,
         };
         match message {
-            Some(Ok(WsMessage::Text(text))) => self.core.text(text.into()),
-            Some(Ok(WsMessage::Binary(bytes))) => self.core.binary(&bytes),
+            Some(Ok(WsMessage::Text(text))) => self.core.text(text.into(), now),
+            Some(Ok(WsMessage::Binary(bytes))) => self.core.binary(&bytes, now),
             Some(Ok(WsMessage::Close(frame))) => {
                 self.drop_socket();
                 match frame {
