@@ -436,6 +436,8 @@ impl Shard {
             // Pongs mean nothing here.
             Some(Ok(_)) => {}
             // "Nothing yet": the connection is alive (issue: a signal is not a lost socket).
+            // tokio's sockets turn these into `Pending` before they get here, and
+            // tokio-websockets ends its stream after any I/O error (the next read is `None`).
             Some(Err(e)) if is_transient(&e) => {}
             Some(Err(e)) => {
                 self.drop_socket();
