@@ -49,7 +49,7 @@
 //!
 //! | module | feature | `next_event` | under it |
 //! |---|---|---|---|
-//! | [`tokio::Shard`] | `tokio` (default) | `async`, cancel-safe; `Stream` | tokio, tokio-tungstenite, tokio-rustls |
+//! | [`tokio::Shard`] | `tokio` (default) | `async`, cancel-safe; `Stream` | tokio, tokio-websockets, tokio-rustls |
 //! | [`smol::Shard`] | `smol` | `async`, cancel-safe; `Stream` | async-io, async-net, async-tungstenite, futures-rustls |
 //! | [`blocking::Shard`] | `blocking` | blocks the thread; `Iterator`, `next_event_timeout` | tungstenite and rustls over a non-blocking socket, mio's `Poll` |
 //!

@@ -34,7 +34,8 @@ impl SharedStr {
     #[allow(unsafe_code)]
     pub fn as_str(&self) -> &str {
         // SAFETY: a `SharedStr` is only ever built from a `str`, a `String`, tungstenite's
-        // UTF-8-checked `Utf8Bytes`, or a range of another `SharedStr` that `slice` checked
+        // UTF-8-checked `Utf8Bytes`, a text message tokio-websockets checked (see
+        // `from_websocket_text`), or a range of another `SharedStr` that `slice` checked
         // falls on char boundaries: its bytes are always UTF-8. (Checking them again on
         // every access would cost a pass over `d` each time the application reads it.)
         unsafe { std::str::from_utf8_unchecked(&self.0) }
@@ -124,6 +125,17 @@ impl From<tungstenite::Utf8Bytes> for SharedStr {
     /// Takes over a text message's bytes (no copy).
     fn from(text: tungstenite::Utf8Bytes) -> Self {
         SharedStr(Bytes::from(text))
+    }
+}
+
+impl SharedStr {
+    /// Takes over a text message's bytes (no copy); `None` for any other kind of message.
+    /// tokio-websockets checks a text message's UTF-8 as it reads it (with simdutf8) and
+    /// remembers that it did, so `as_text` checks nothing again here: it only proves it.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_websocket_text(message: tokio_websockets::Message) -> Option<SharedStr> {
+        message.as_text()?;
+        Some(SharedStr(Bytes::from(message.into_payload())))
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
 use tungstenite::http::header::{HeaderValue, USER_AGENT as USER_AGENT_HEADER};
+#[cfg(any(feature = "smol", feature = "blocking"))]
 use tungstenite::protocol::WebSocketConfig;
 
 /// The `User-Agent` sent on the WebSocket upgrade, in the form Discord asks of bots:
@@ -116,8 +117,8 @@ impl Target {
         })
     }
 
-    /// The TLS server name of the host (the smol and blocking connectors; tokio-tungstenite
-    /// takes it from the request itself).
+    /// The TLS server name of the host (the smol and blocking connectors; the tokio one
+    /// makes its own in `transport`, shared with `GET /gateway/bot`).
     #[cfg(any(feature = "smol", feature = "blocking"))]
     pub(crate) fn server_name(&self) -> Result<rustls::pki_types::ServerName<'static>, String> {
         rustls::pki_types::ServerName::try_from(self.host.clone())
@@ -125,9 +126,13 @@ impl Target {
     }
 }
 
-/// tungstenite's buffers, sized for Discord. Its defaults (128 KiB to read, 128 KiB of
-/// write batching) are made for bulk transfer; a shard mostly idles between small
+/// The WebSocket's buffers, sized for Discord. tungstenite's defaults (128 KiB to read,
+/// 128 KiB of write batching) are made for bulk transfer; a shard mostly idles between small
 /// messages, and thousands of shards may share a process.
+///
+/// The smol and blocking shards run on tungstenite and use every field. The tokio shard runs
+/// on tokio-websockets, which has fewer knobs: it uses `write` and `max_message`, and ignores
+/// `read` and `max_write` (see each field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufferSizes {
     /// The read buffer's initial capacity and the most read from the socket at once
@@ -135,14 +140,25 @@ pub struct BufferSizes {
     /// it when the connection opens and keeps it, so it is most of an idle shard's heap;
     /// 8 KiB reads the firehose as fast as 16 or 64 KiB do, and 4 KiB costs a third more
     /// CPU per event (adapters/bench/README.md, "Read buffer").
+    ///
+    /// tokio: not used. tokio-websockets starts with an 8 KiB buffer of its own, grows it
+    /// for larger messages and reads as much as there is room for.
     pub read: usize,
     /// Bytes buffered before a write goes to the socket (default 0: every message is
     /// written at once; the shard flushes after each anyway).
+    ///
+    /// tokio: the frames queued before a new message waits for them to be flushed
+    /// (tokio-websockets' flush threshold).
     pub write: usize,
     /// The most bytes waiting to be written before a send fails (default 1 MiB; a gateway
     /// command is at most 4 KiB).
+    ///
+    /// tokio: not used. A new message waits until what is queued passes `write` is flushed,
+    /// so the queue never holds more than `write` plus one message; a socket that takes
+    /// nothing is caught by the send timeout instead.
     pub max_write: usize,
-    /// The largest message accepted (default 64 MiB, as the machine's own limit).
+    /// The largest message accepted (default 64 MiB, as the machine's own limit). A larger
+    /// one ends the connection.
     pub max_message: usize,
 }
 
@@ -158,7 +174,8 @@ impl Default for BufferSizes {
 }
 
 impl BufferSizes {
-    /// tungstenite's configuration with these sizes.
+    /// tungstenite's configuration with these sizes (the smol and blocking shards).
+    #[cfg(any(feature = "smol", feature = "blocking"))]
     pub(crate) fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .read_buffer_size(self.read.max(256))
@@ -170,12 +187,33 @@ impl BufferSizes {
     }
 }
 
+/// tokio-websockets' settings with these sizes: its flush threshold and its limit on a
+/// message's (and a frame's) payload.
+#[cfg(feature = "tokio")]
+pub(crate) fn tokio_websockets_settings(
+    sizes: &BufferSizes,
+) -> (tokio_websockets::Config, tokio_websockets::Limits) {
+    let config = tokio_websockets::Config::default().flush_threshold(sizes.write);
+    let limits = tokio_websockets::Limits::default().max_payload_len(Some(sizes.max_message));
+    (config, limits)
+}
+
 /// Whether a transport error means "nothing yet" (a signal interrupted a blocking call, a
 /// non-blocking or timed-out read has no data): the connection is still alive and the
 /// call is simply repeated later. Every other error means the connection is gone.
+#[cfg(any(feature = "smol", feature = "blocking"))]
 pub(crate) fn is_transient(error: &tungstenite::Error) -> bool {
     match error {
         tungstenite::Error::Io(io) => is_transient_io(io.kind()),
+        _ => false,
+    }
+}
+
+/// [`is_transient`] for tokio-websockets' errors.
+#[cfg(feature = "tokio")]
+pub(crate) fn is_transient_tokio(error: &tokio_websockets::Error) -> bool {
+    match error {
+        tokio_websockets::Error::Io(io) => is_transient_io(io.kind()),
         _ => false,
     }
 }
@@ -209,6 +247,7 @@ mod tests {
         assert_eq!(custom.headers()[USER_AGENT_HEADER], "DiscordBot (x, 1)");
     }
 
+    #[cfg(any(feature = "smol", feature = "blocking"))]
     #[test]
     fn interrupted_and_would_block_are_not_a_lost_connection() {
         for kind in [
@@ -234,6 +273,25 @@ mod tests {
         assert!(!is_transient(&tungstenite::Error::ConnectionClosed));
     }
 
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn tokio_websockets_errors_are_judged_like_tungstenites() {
+        use tokio_websockets::Error;
+        assert!(is_transient_tokio(&Error::Io(
+            ErrorKind::Interrupted.into()
+        )));
+        assert!(is_transient_tokio(&Error::Io(ErrorKind::WouldBlock.into())));
+        assert!(!is_transient_tokio(&Error::Io(
+            ErrorKind::ConnectionReset.into()
+        )));
+        assert!(!is_transient_tokio(&Error::AlreadyClosed));
+        assert!(!is_transient_tokio(&Error::PayloadTooLong {
+            len: 2,
+            max_len: 1
+        }));
+    }
+
+    #[cfg(any(feature = "smol", feature = "blocking"))]
     #[test]
     fn buffer_sizes_make_a_valid_config() {
         let config = BufferSizes::default().websocket_config();

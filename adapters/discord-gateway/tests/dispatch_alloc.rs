@@ -1,7 +1,9 @@
 //! Allocations per dispatch event, end to end: socket, TLS-less WebSocket, machine and the
 //! conversion to `ShardEvent`, counted on the thread that polls the shard. Beside it, the
-//! same stream read by a bare tokio-tungstenite client: what the WebSocket library and
-//! tokio allocate by themselves. The shard's own share is the difference.
+//! same stream read by a bare client of the same WebSocket library (tokio-websockets for the
+//! tokio shard, tungstenite and async-tungstenite for the blocking and smol ones): what the
+//! WebSocket library and the runtime allocate by themselves. The shard's own share is the
+//! difference.
 //!
 //! (The core's share alone, without the socket, is pinned exactly by the unit tests in
 //! `src/core.rs`: 0 per dispatch uncompressed, 1 with zlib-stream.)
@@ -139,27 +141,28 @@ async fn shard_allocations() -> f64 {
     allocated as f64 / (DISPATCHES - 1) as f64
 }
 
-/// Allocations per message after the first dispatch, for a bare tokio-tungstenite client
-/// with the same buffer sizes as the shard's.
+/// Allocations per message after the first dispatch, for a bare tokio-websockets client
+/// (the tokio shard's WebSocket library) with the shard's flush threshold.
 async fn bare_websocket_allocations() -> f64 {
     let url = serve_stream();
-    let request = url.as_str();
-    let tcp =
-        tokio::net::TcpStream::connect(request.trim_start_matches("ws://").trim_end_matches('/'))
-            .await
-            .expect("connect");
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(0);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+    let tcp = tokio::net::TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/'))
+        .await
+        .expect("connect");
+    let (mut ws, _) = tokio_websockets::ClientBuilder::new()
+        .uri(&url)
+        .expect("uri")
+        .config(tokio_websockets::Config::default().flush_threshold(0))
+        .connect_on(tcp)
         .await
         .expect("handshake");
     let _hello = ws.next().await;
-    ws.send(Message::text("{}")).await.expect("identify");
+    ws.send(tokio_websockets::Message::text("{}"))
+        .await
+        .expect("identify");
     let mut seen = 0u64;
     let mut before = 0;
     while let Some(Ok(message)) = ws.next().await {
-        if let Message::Text(text) = &message {
+        if let Some(text) = message.as_text() {
             if text.contains("MESSAGE_CREATE") {
                 seen += 1;
                 if seen == 1 {
@@ -188,7 +191,7 @@ fn the_shard_adds_no_allocation_per_dispatch_to_the_websocket_library_s() {
     let shard = runtime
         .block_on(async { tokio::time::timeout(limit, shard_allocations()).await })
         .expect("shard in time");
-    println!("allocations per dispatch: bare tokio-tungstenite {bare:.3}, tokio Shard {shard:.3}");
+    println!("allocations per dispatch: bare tokio-websockets {bare:.3}, tokio Shard {shard:.3}");
     // The shard's own share is zero (the unit tests pin it exactly); what remains is the
     // WebSocket library's and tokio's, which vary with how the reads batch. Allow that
     // variation (one allocation per 20 dispatches), never one per dispatch.

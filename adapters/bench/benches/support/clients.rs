@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use discord_gateway::tokio::Shard;
 use discord_gateway::{
-    BufferSizes, Compression, GatewayConfig, Intents, ShardEvent, ShardId, ShardOptions, Token,
+    Compression, GatewayConfig, Intents, ShardEvent, ShardId, ShardOptions, Token,
 };
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
@@ -38,21 +38,10 @@ fn our_config(base: &str, transport: Transport) -> GatewayConfig {
         .with_compression(compression)
 }
 
-/// Our options: the defaults, except the WebSocket read buffer when
-/// `SHARD_BENCH_OURS_READ_KIB` says (to measure the buffer size's trade-off).
+/// Our options: the defaults. (The tokio shard's WebSocket, tokio-websockets, has no read
+/// buffer size to set: `BufferSizes::read` is the smol and blocking shards'.)
 fn our_options() -> ShardOptions {
-    let options = ShardOptions::new();
-    match std::env::var("SHARD_BENCH_OURS_READ_KIB") {
-        Ok(kib) => options.buffers(BufferSizes {
-            read: kib
-                .trim()
-                .parse::<usize>()
-                .expect("SHARD_BENCH_OURS_READ_KIB")
-                * 1024,
-            ..BufferSizes::default()
-        }),
-        Err(_) => options,
-    }
+    ShardOptions::new()
 }
 
 /// twilight's configuration for `base`, with an identify queue that never waits

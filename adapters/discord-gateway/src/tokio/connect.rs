@@ -1,5 +1,6 @@
-//! Opening a WebSocket on tokio: TCP (no Nagle), rustls for `wss://`, the upgrade with
-//! Discord's `User-Agent`, tungstenite's buffers sized for the gateway.
+//! Opening a WebSocket on tokio: TCP (no Nagle), rustls for `wss://`, then the upgrade
+//! with Discord's `User-Agent` by tokio-websockets over that stream (its own TLS is not
+//! used: one rustls configuration, ours, for every connection).
 
 use std::io;
 use std::pin::Pin;
@@ -10,8 +11,9 @@ use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use tokio_tungstenite::WebSocketStream;
+use tokio_websockets::{ClientBuilder, WebSocketStream};
 
+use crate::websocket::tokio_websockets_settings;
 pub(crate) use crate::websocket::ConnectSettings;
 
 /// An open gateway connection.
@@ -25,11 +27,23 @@ pub(crate) async fn connect(url: String, settings: Arc<ConnectSettings>) -> Resu
         false => None,
     };
     let stream = transport(&target.host, target.port, tls).await?;
-    let config = settings.buffers.websocket_config();
-    let (socket, _response) =
-        tokio_tungstenite::client_async_with_config(target.request, stream, Some(config))
-            .await
-            .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+    let (config, limits) = tokio_websockets_settings(&settings.buffers);
+    let mut builder = ClientBuilder::from_uri(target.request.uri().clone())
+        .config(config)
+        .limits(limits);
+    // The request's own headers: the `User-Agent` (tokio-websockets writes `Host` and the
+    // WebSocket headers itself, and refuses them here).
+    for (name, value) in target.request.headers() {
+        if !tokio_websockets::client::DISALLOWED_HEADERS.contains(name) {
+            builder = builder
+                .add_header(name.clone(), value.clone())
+                .map_err(|e| format!("invalid upgrade header {name}: {e}"))?;
+        }
+    }
+    let (socket, _response) = builder
+        .connect_on(stream)
+        .await
+        .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
     Ok(socket)
 }
 

@@ -21,15 +21,14 @@ use discord_gateway_proto::{
     Token,
 };
 use futures_util::{Sink, Stream};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_websockets::{CloseCode, Message as WsMessage};
 
 use crate::core::{Action, ShardCore};
 use crate::event::ShardEvent;
 use crate::options::ShardOptions;
 use crate::sender::{self, Requests, SendError};
-use crate::websocket::is_transient;
+use crate::text::SharedStr;
+use crate::websocket::is_transient_tokio as is_transient;
 use connect::{connect, ConnectSettings, Socket};
 
 pub use crate::sender::ShardSender;
@@ -383,7 +382,7 @@ impl Shard {
             let Some(text) = self.outbox.pop_front() else {
                 break;
             };
-            match socket.as_mut().start_send(WsMessage::text(text)) {
+            match socket.as_mut().start_send(text_message(text)) {
                 Ok(()) => self.unflushed = true,
                 Err(e) if is_transient(&e) => self.unflushed = true,
                 Err(e) => return Err(format!("send failed: {e}")),
@@ -416,18 +415,29 @@ impl Shard {
             Poll::Ready(message) => message,
         };
         match message {
-            Some(Ok(WsMessage::Text(text))) => self.core.text(text.into(), now),
-            Some(Ok(WsMessage::Binary(bytes))) => self.core.binary(&bytes, now),
-            Some(Ok(WsMessage::Close(frame))) => {
+            Some(Ok(message)) if message.is_text() => {
+                if let Some(text) = SharedStr::from_websocket_text(message) {
+                    self.core.text(text, now);
+                }
+            }
+            Some(Ok(message)) if message.is_binary() => {
+                self.core.binary(message.as_payload(), now);
+            }
+            Some(Ok(message)) if message.is_close() => {
                 self.drop_socket();
-                match frame {
-                    Some(frame) => self.core.closed(Some(frame.code.into()), &frame.reason),
+                match message.as_close() {
+                    // A close frame without a status reads as 1005, as the core says too.
+                    Some((code, reason)) => self.core.closed(Some(code.into()), reason),
                     None => self.core.closed(None, ""),
                 }
             }
-            // Pings are answered by tungstenite; pongs and raw frames mean nothing here.
+            // tokio-websockets queues the pong itself; the next send pass flushes it.
+            Some(Ok(message)) if message.is_ping() => self.unflushed = true,
+            // Pongs mean nothing here.
             Some(Ok(_)) => {}
             // "Nothing yet": the connection is alive (issue: a signal is not a lost socket).
+            // tokio's sockets turn these into `Pending` before they get here, and
+            // tokio-websockets ends its stream after any I/O error (the next read is `None`).
             Some(Err(e)) if is_transient(&e) => {}
             Some(Err(e)) => {
                 self.drop_socket();
@@ -541,20 +551,70 @@ async fn send_and_close(
 ) {
     use futures_util::SinkExt;
     for text in outbox {
-        if socket.feed(WsMessage::text(text)).await.is_err() {
+        if socket.feed(text_message(text)).await.is_err() {
             return;
         }
     }
     match frame {
         Some(frame) => {
-            let frame = WsCloseFrame {
-                code: CloseCode::from(frame.code),
-                reason: frame.reason.into(),
-            };
-            let _ = socket.send(WsMessage::Close(Some(frame))).await;
+            let _ = socket.send(close_message(&frame)).await;
         }
         None => {
             let _ = socket.flush().await;
         }
+    }
+}
+
+/// A text message of `text`, taking over its bytes (no copy).
+fn text_message(text: String) -> WsMessage {
+    WsMessage::text(bytes::Bytes::from(text.into_bytes()))
+}
+
+/// The close message of `frame`. tokio-websockets refuses (by panicking) a code the
+/// protocol reserves or forbids and a reason over 123 bytes, so such a code is sent as a
+/// close without status and the reason is cut at the last whole character that fits.
+fn close_message(frame: &CloseFrame<'_>) -> WsMessage {
+    const MOST_REASON: usize = 123;
+    let code = CloseCode::try_from(frame.code)
+        .ok()
+        .filter(|code| !code.is_reserved());
+    let Some(code) = code else {
+        return WsMessage::close(None, "");
+    };
+    let mut end = frame.reason.len().min(MOST_REASON);
+    while !frame.reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    WsMessage::close(Some(code), &frame.reason[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_messages_carry_code_and_reason_and_never_panic() {
+        let normal = close_message(&CloseFrame {
+            code: 4000,
+            reason: "resuming",
+        });
+        assert_eq!(
+            normal.as_close(),
+            Some((CloseCode::try_from(4000).unwrap(), "resuming"))
+        );
+        // Reserved (1005) and out-of-range (999, 5000) codes: a close without status.
+        for code in [1005, 999, 5000, 0] {
+            let message = close_message(&CloseFrame { code, reason: "x" });
+            assert_eq!(message.as_payload().len(), 0, "{code}");
+        }
+        // A reason over 123 bytes is cut on a character boundary.
+        let long = "é".repeat(100);
+        let cut = close_message(&CloseFrame {
+            code: 1000,
+            reason: &long,
+        });
+        let (code, reason) = cut.as_close().expect("close");
+        assert_eq!(u16::from(code), 1000);
+        assert_eq!(reason, "é".repeat(61));
     }
 }
