@@ -240,6 +240,21 @@ impl ShardCore {
         self.actions.pop_front()
     }
 
+    /// After [`shutdown`](Self::shutdown): the texts still to send and the close frame to
+    /// end with, taken from the actions left (a `Connect` among them is moot now).
+    pub(crate) fn take_last_frames(&mut self) -> (Vec<String>, Option<CloseFrame<'static>>) {
+        let mut texts = Vec::new();
+        let mut frame = None;
+        while let Some(action) = self.actions.pop_front() {
+            match action {
+                Action::Send(text) => texts.push(text),
+                Action::Close(close) => frame = Some(close),
+                Action::Connect(_) => {}
+            }
+        }
+        (texts, frame)
+    }
+
     // ----- inputs -----
 
     /// The socket asked for by the last `Connect` is open.

@@ -216,14 +216,8 @@ impl Shard {
     /// The stream then yields [`ShardEvent::Closed`] and ends.
     pub async fn close(&mut self, keep_session: bool) -> Option<Session> {
         let session = self.core.shutdown(keep_session);
-        let mut frame = None;
-        while let Some(action) = self.core.pop_action() {
-            match action {
-                Action::Send(text) => self.outbox.push_back(text),
-                Action::Close(close) => frame = Some(close),
-                Action::Connect(_) => {}
-            }
-        }
+        let (texts, frame) = self.core.take_last_frames();
+        self.outbox.extend(texts);
         self.connecting = None;
         self.refuse_requests();
         let outbox = std::mem::take(&mut self.outbox);
